@@ -1,0 +1,118 @@
+"""The ``news-monitor`` command line: argument parsing and exit codes only.
+
+Each command lives in :mod:`monitor.commands`; this module turns arguments
+into a call and errors into exit codes (SPEC §2): 0 success, 1 runtime
+failure, 2 bad usage or invalid configuration. No traceback reaches the user
+for an expected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from monitor import __version__
+from monitor.errors import ConfigError, ConfigErrors, MonitorError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("monitor")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $NEWS_MONITOR_CONFIG, else config/monitor.yaml)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines on standard error: human-readable text (default) or JSON lines",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser; the README's command reference is checked against it."""
+    parser = argparse.ArgumentParser(
+        prog="news-monitor",
+        description="Watch news feeds and push alerts when a story you care about appears.",
+    )
+    parser.add_argument("--version", action="version", version=f"news-monitor {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run the daemon in the foreground")
+    run.description = (
+        "Poll feeds on their schedule, match entries against the rules and deliver alerts. "
+        "SIGTERM/SIGINT stop it cleanly; SIGHUP reloads the configuration."
+    )
+    run.add_argument("--once", action="store_true", help="poll every feed once, deliver, exit")
+    _common(run)
+
+    check = commands.add_parser("check", help="validate the configuration and summarise it")
+    check.description = "Validate the configuration; print feeds, rules and targets (secrets masked)."
+    _common(check)
+
+    match = commands.add_parser("match", help="dry-run rules against a feed or text")
+    match.description = (
+        "Show which rules match each entry, and which words made them match. "
+        "Nothing is stored and nothing is sent."
+    )
+    source = match.add_mutually_exclusive_group(required=True)
+    source.add_argument("--url", help="fetch and match this feed URL")
+    source.add_argument("--file", metavar="PATH", help="match this local feed file")
+    source.add_argument("--text", help="match this text (as an entry's summary)")
+    match.add_argument("--query", "-q", help="match this ad-hoc query instead of the rules")
+    match.add_argument("--json", action="store_true", help="one JSON object per entry")
+    _common(match)
+
+    notify = commands.add_parser("notify-test", help="send a test message to the targets")
+    notify.description = "Send a test message to one target, or every target, and report each."
+    notify.add_argument("target", nargs="?", metavar="TARGET", help="target name (default: all)")
+    _common(notify)
+
+    status = commands.add_parser("status", help="show feeds, the outbox and recent alerts")
+    status.description = (
+        "Per feed: last fetch, HTTP status, error streak, next due, entries seen; "
+        "the outbox; the last alerts. Safe while the daemon runs."
+    )
+    status.add_argument("--json", action="store_true", help="print one JSON document")
+    status.add_argument("--alerts", type=int, default=10, metavar="N", help="recent alerts shown")
+    _common(status)
+
+    demo = commands.add_parser("demo", help="the whole pipeline offline, on bundled feeds")
+    demo.description = (
+        "Serve the bundled sample feeds on a local port, run the example rules over them "
+        "and print the alerts. No network or secrets needed."
+    )
+    _common(demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = build_parser().parse_args(argv)
+    from monitor import commands
+    from monitor.logs import setup_logging
+
+    setup_logging(args.log_format)
+    handler = getattr(commands, "cmd_" + args.command.replace("-", "_"))
+    try:
+        code: int = handler(args)
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            print(f"error: {error}", file=sys.stderr)
+        print(f"{len(exc.errors)} error(s) in the configuration", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except MonitorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,236 @@
+"""Decide what one poll of one feed changes: the pure core of the pipeline.
+
+Old state, the fetch outcome, what the store already knows and ``now`` go in;
+a :class:`~monitor.model.FeedUpdateIntent` comes out (after lemon24/reader's
+``Decider``). Nothing here performs I/O or reads the clock; randomness (for
+jitter) is a parameter, so tests pin it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from monitor.errors import FeedError, HTTPStatusError
+from monitor.model import (
+    AlertIntent,
+    Entry,
+    FeedForUpdate,
+    FeedStatus,
+    FeedUpdateIntent,
+    Fetched,
+    ParsedFeed,
+    RuleMatch,
+    SeenIntent,
+    SourceIntent,
+    StoreLookup,
+)
+from monitor.story import story_keys
+
+Matcher = Callable[[Entry], Sequence[RuleMatch]]
+
+# Retry-After beyond this is treated as this: a server must not silence a feed for weeks.
+MAX_RETRY_AFTER = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """A rule as deciding needs it: who to tell, and whether it alerts on first fetch."""
+
+    name: str
+    targets: tuple[str, ...]
+    backfill: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """A configured feed and the policy that applies to it."""
+
+    url: str
+    name: str | None  # configured display name; None means the feed's own title
+    interval: timedelta
+    rules: tuple[RuleSpec, ...]  # the rules whose scope includes this feed
+    backfill: bool = False
+    jitter: float = 0.1  # fraction of the interval
+    max_backoff: timedelta = timedelta(hours=6)
+    max_age: timedelta = timedelta(days=3)
+    story_window: timedelta = timedelta(hours=24)
+
+    def label(self, feed_title: str | None) -> str:
+        """The name alerts show for this feed."""
+        return self.name or feed_title or self.url
+
+
+def jittered(delay: timedelta, jitter: float, rng: random.Random) -> timedelta:
+    """``delay`` spread by ±``jitter`` (a fraction) so feeds do not all fire at once."""
+    return delay * (1 + rng.uniform(-jitter, jitter))
+
+
+def backoff_delay(
+    spec: FeedSpec, streak: int, retry_after: float | None, rng: random.Random
+) -> timedelta:
+    """How long to wait after the ``streak``-th failure in a row (streak >= 1).
+
+    Doubles from the feed's interval, capped at ``max_backoff`` so a feed is
+    never given up on (SPEC §5); a server's Retry-After is honoured when longer.
+    """
+    doubling = spec.interval * (2 ** min(streak - 1, 30))
+    delay = jittered(min(doubling, spec.max_backoff), spec.jitter, rng)
+    if retry_after is not None:
+        delay = max(delay, min(timedelta(seconds=retry_after), MAX_RETRY_AFTER))
+    return delay
+
+
+def decide_failure(
+    feed: FeedForUpdate, spec: FeedSpec, error: FeedError, now: datetime, rng: random.Random
+) -> FeedUpdateIntent:
+    """The intent for a poll that failed: record the error and back off.
+
+    410 Gone disables the feed (SPEC §5); it stays visible in ``status``.
+    """
+    streak = feed.error_streak + 1
+    status_code = error.status if isinstance(error, HTTPStatusError) else None
+    if status_code == 410:
+        return FeedUpdateIntent(
+            url=feed.url,
+            now=now,
+            status=FeedStatus.GONE,
+            next_due=now + timedelta(days=3650),
+            error_streak=streak,
+            http_status=410,
+            error=f"{error.message}: the feed is gone; disabled until its URL changes",
+        )
+    return FeedUpdateIntent(
+        url=feed.url,
+        now=now,
+        status=FeedStatus.ERROR,
+        next_due=now + backoff_delay(spec, streak, error.retry_after, rng),
+        error_streak=streak,
+        http_status=status_code,
+        error=error.message,
+    )
+
+
+def decide_unchanged(
+    feed: FeedForUpdate, spec: FeedSpec, fetched: Fetched, now: datetime, rng: random.Random
+) -> FeedUpdateIntent:
+    """The intent for a poll whose body did not change (304, or the same bytes again)."""
+    return FeedUpdateIntent(
+        url=feed.url,
+        now=now,
+        status=FeedStatus.NOT_MODIFIED if fetched.not_modified else FeedStatus.UNCHANGED,
+        next_due=now + jittered(spec.interval, spec.jitter, rng),
+        error_streak=0,
+        http_status=fetched.status,
+        fetch_url=fetched.permanent_redirect,
+        etag=fetched.etag or feed.etag,
+        last_modified=fetched.last_modified or feed.last_modified,
+        body_hash=feed.body_hash,
+        title=feed.title,
+        success=True,
+    )
+
+
+def lookup_keys(entries: Sequence[Entry]) -> tuple[list[str], list[str], list[str]]:
+    """The entry ids, link keys and title keys to ask the store about."""
+    ids: list[str] = []
+    links: list[str] = []
+    titles: list[str] = []
+    for entry in entries:
+        ids.append(entry.id)
+        link_keys, title_keys = story_keys(entry)
+        links.extend(link_keys)
+        titles.extend(title_keys)
+    return ids, links, titles
+
+
+def decide_entries(
+    feed: FeedForUpdate,
+    spec: FeedSpec,
+    fetched: Fetched,
+    parsed: ParsedFeed,
+    body_hash: str,
+    lookup: StoreLookup,
+    match: Matcher,
+    now: datetime,
+    rng: random.Random,
+) -> FeedUpdateIntent:
+    """The intent for a parsed feed: which entries are new, and which alerts they raise.
+
+    An entry is new when this feed has not recorded its id. A new entry whose
+    story (by link or title) already alerted for a rule only adds itself as a
+    source of that alert. Entries present on a feed's first successful fetch
+    are recorded without alerting unless ``backfill`` is set on the feed or
+    rule, and entries older than ``max_age`` never alert (SPEC §5).
+    """
+    first_fetch = feed.last_success is None
+    label = spec.label(parsed.title)
+    oldest = now - spec.max_age
+    stories = {key: ref.story for key, ref in lookup.stories.items()}
+    alerted: dict[str, set[str]] = {}
+    for ref in lookup.stories.values():
+        alerted.setdefault(ref.story, set()).update(ref.alerted_rules)
+    rules = {rule.name: rule for rule in spec.rules}
+    seen: list[SeenIntent] = []
+    alerts: list[AlertIntent] = []
+    sources: list[SourceIntent] = []
+    seen_ids = set(lookup.seen_ids)
+    for entry in parsed.entries:
+        if entry.id in seen_ids:
+            continue
+        seen_ids.add(entry.id)
+        link_keys, title_keys = story_keys(entry)
+        keys = link_keys + title_keys
+        known = next((stories[k] for k in keys if k in stories), None)
+        story = known or (keys[0] if keys else f"entry:{feed.url}#{entry.id}")
+        for key in keys:
+            stories.setdefault(key, story)
+        seen.append(SeenIntent(entry.id, story, keys, entry.title, entry.link, entry.published))
+        if entry.published is not None and entry.published < oldest:
+            continue
+        for result in match(entry):
+            rule = rules.get(result.rule)
+            if rule is None:
+                continue
+            if first_fetch and not (spec.backfill or rule.backfill):
+                continue
+            done = alerted.setdefault(story, set())
+            if rule.name in done:
+                sources.append(SourceIntent(rule.name, story, label, feed.url, entry.link))
+                continue
+            done.add(rule.name)
+            alerts.append(
+                AlertIntent(
+                    rule=rule.name,
+                    story=story,
+                    feed=label,
+                    feed_url=feed.url,
+                    title=entry.title,
+                    link=entry.link,
+                    published=entry.published,
+                    summary=entry.summary,
+                    terms=result.terms,
+                    hits=tuple(h for h in result.hits if h.field in ("title", "summary")),
+                    targets=rule.targets,
+                )
+            )
+    return FeedUpdateIntent(
+        url=feed.url,
+        now=now,
+        status=FeedStatus.OK,
+        next_due=now + jittered(spec.interval, spec.jitter, rng),
+        error_streak=0,
+        http_status=fetched.status,
+        fetch_url=fetched.permanent_redirect,
+        title=parsed.title,
+        etag=fetched.etag,
+        last_modified=fetched.last_modified,
+        body_hash=body_hash,
+        success=True,
+        seen=tuple(seen),
+        alerts=tuple(alerts),
+        sources=tuple(sources),
+        error="; ".join(parsed.warnings)[:500] or None,
+    )

@@ -1,0 +1,283 @@
+"""One poll of one feed, and one round of deliveries: the pipeline read left to right.
+
+    FeedForUpdate ─► fetch ─► parse (process pool) ─► decide ─► store.apply
+    PendingDelivery ─► render ─► Notifier ─► store.record
+
+This module calls the stages in order and owns no state beyond what the
+:class:`Runtime` was built with; *when* things run is the scheduler's business
+(:mod:`monitor.daemon`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from monitor import __version__
+from monitor.config import Config
+from monitor.decide import (
+    FeedSpec,
+    RuleSpec,
+    decide_entries,
+    decide_failure,
+    decide_unchanged,
+    lookup_keys,
+)
+from monitor.errors import FeedError
+from monitor.fetch import Fetcher
+from monitor.logs import event
+from monitor.match import Matcher, compile_matcher
+from monitor.model import (
+    DeliveryOutcome,
+    DeliveryState,
+    FeedForUpdate,
+    FeedUpdateIntent,
+    ParsedFeed,
+    PendingDelivery,
+)
+from monitor.notify import Notifier
+from monitor.parse import body_hash, parse_feed
+from monitor.render import render_alert
+from monitor.store import Store
+
+log = logging.getLogger("monitor")
+
+USER_AGENT = f"news-monitor/{__version__} (+https://github.com/news-monitor/news-monitor)"
+# First retry of a failed delivery; doubles per attempt up to the cap.
+DELIVERY_RETRY_BASE = timedelta(seconds=30)
+DELIVERY_RETRY_CAP = timedelta(hours=1)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    """The current time, aware UTC."""
+    return datetime.now(UTC)
+
+
+def feed_specs(config: Config) -> dict[str, FeedSpec]:
+    """Each enabled feed's policy, with the rules whose scope includes it."""
+    specs = {}
+    for feed in config.feeds:
+        if not feed.enabled:
+            continue
+        rules = tuple(
+            RuleSpec(rule.name, tuple(rule.notify), rule.backfill)
+            for rule in config.rules_for_feed(feed)
+            if rule.enabled
+        )
+        specs[feed.url] = FeedSpec(
+            url=feed.url,
+            name=feed.name,
+            interval=feed.interval or config.poll.interval,
+            rules=rules,
+            backfill=feed.backfill,
+            jitter=config.poll.jitter,
+            max_backoff=config.poll.max_backoff,
+            max_age=config.delivery.max_age,
+            story_window=config.delivery.story_window,
+        )
+    return specs
+
+
+def parse_executor() -> Executor:
+    """A process pool for feedparser, which is CPU-bound: one worker per core.
+
+    Fork is avoided because the parent runs threads (asyncio, Apprise).
+    """
+    context = multiprocessing.get_context("forkserver")
+    return ProcessPoolExecutor(max_workers=multiprocessing.cpu_count(), mp_context=context)
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """What one poll did, for logs, counters and progress."""
+
+    url: str
+    intent: FeedUpdateIntent
+    duration: float
+
+
+class Runtime:
+    """Everything built from one configuration: matcher, fetcher, notifier, feed policies.
+
+    A reload builds a new Runtime and swaps it in; the store and the parse pool
+    outlive it.
+    """
+
+    def __init__(self, config: Config, *, rng: random.Random | None = None) -> None:
+        self.config = config
+        self.specs = feed_specs(config)
+        self.matcher: Matcher = compile_matcher(config)
+        self.templates = {rule.name: rule.template for rule in config.rules}
+        self.notifier = Notifier({name: target.urls for name, target in config.targets.items()})
+        self.fetcher = Fetcher(
+            user_agent=config.poll.user_agent or USER_AGENT,
+            timeout=config.poll.timeout.total_seconds(),
+            max_size=config.poll.max_size,
+            per_host=config.poll.per_host,
+        )
+        self.rng = rng or random.Random()
+
+    async def aclose(self) -> None:
+        """Close network resources."""
+        await self.fetcher.aclose()
+
+
+async def poll_feed(
+    runtime: Runtime, store: Store, executor: Executor | None, feed: FeedForUpdate, now: Clock
+) -> PollResult:
+    """Fetch, parse, decide and store one feed. Expected failures become data, never raise."""
+    spec = runtime.specs[feed.url]
+    started = time.monotonic()
+    feed_config = runtime.config.feed_by_url(feed.url)
+    try:
+        fetched = await runtime.fetcher.fetch(
+            feed.fetch_url,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            timeout=feed_config.timeout.total_seconds() if feed_config and feed_config.timeout else None,
+            max_size=feed_config.max_size if feed_config else None,
+        )
+        digest = body_hash(fetched.body)
+        if fetched.not_modified or (feed.body_hash == digest and feed.last_success is not None):
+            intent = decide_unchanged(feed, spec, fetched, now(), runtime.rng)
+        else:
+            parsed = await _parse(executor, fetched.body, dict(fetched.headers), fetched.url)
+            # No await between lookup and apply: deciding and storing have one writer,
+            # so two feeds carrying the same story cannot both alert it.
+            ids, link_keys, title_keys = lookup_keys(parsed.entries)
+            moment = now()
+            lookup = store.lookup(feed.url, ids, link_keys, title_keys, moment - spec.story_window)
+            intent = decide_entries(
+                feed, spec, fetched, parsed, digest, lookup, runtime.matcher.match, moment, runtime.rng
+            )
+    except FeedError as exc:
+        intent = decide_failure(feed, spec, exc, now(), runtime.rng)
+    store.apply(intent)
+    duration = time.monotonic() - started
+    _log_poll(feed, intent, duration)
+    return PollResult(feed.url, intent, duration)
+
+
+async def _parse(
+    executor: Executor | None, body: bytes, headers: dict[str, str], url: str
+) -> ParsedFeed:
+    if executor is None:
+        return parse_feed(body, headers, url)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor, parse_feed, body, headers, url)
+
+
+def _log_poll(feed: FeedForUpdate, intent: FeedUpdateIntent, duration: float) -> None:
+    level = logging.WARNING if intent.status in ("error", "gone") else logging.INFO
+    event(
+        log,
+        level,
+        "feed.polled",
+        feed=feed.url,
+        status=str(intent.status),
+        http=intent.http_status,
+        new=len(intent.seen) or None,
+        alerts=len(intent.alerts) or None,
+        streak=intent.error_streak or None,
+        error=intent.error,
+        next_due=intent.next_due.isoformat(timespec="seconds"),
+        duration=f"{duration:.3f}s",
+    )
+
+
+async def deliver(
+    runtime: Runtime, store: Store, delivery: PendingDelivery, now: Clock
+) -> DeliveryOutcome:
+    """Render and send one pending delivery, and record the outcome."""
+    started = time.monotonic()
+    target = delivery.target
+    attempts = delivery.attempts + 1
+    retry_for = runtime.config.delivery.retry_for
+    if target not in runtime.config.targets:
+        error = f"target {target!r} is no longer configured"
+        retry_after = None
+        ok = False
+    else:
+        markdown = runtime.notifier.wants_markdown(target)
+        message = render_alert(
+            delivery.alert, markdown=markdown, template=runtime.templates.get(delivery.alert.rule)
+        )
+        result = await runtime.notifier.asend(target, message, markdown=markdown)
+        ok, error, retry_after = result.ok, result.error, result.retry_after
+    moment = now()
+    if ok:
+        outcome = DeliveryOutcome(delivery.id, moment, DeliveryState.SENT)
+    elif retry_after is not None:
+        # The target asked us to slow down (HTTP 429): a pause, not a failure (SPEC §6).
+        outcome = DeliveryOutcome(
+            delivery.id,
+            moment,
+            DeliveryState.PENDING,
+            error=error,
+            next_attempt=moment + timedelta(seconds=retry_after),
+            count_attempt=False,
+        )
+    elif moment - delivery.created_at >= retry_for:
+        outcome = DeliveryOutcome(delivery.id, moment, DeliveryState.FAILED, error=error)
+    else:
+        delay = min(DELIVERY_RETRY_BASE * 2 ** min(attempts - 1, 20), DELIVERY_RETRY_CAP)
+        delay = delay * runtime.rng.uniform(0.8, 1.2)
+        outcome = DeliveryOutcome(
+            delivery.id, moment, DeliveryState.PENDING, error=error, next_attempt=moment + delay
+        )
+    store.record(outcome)
+    event(
+        log,
+        logging.INFO if ok else logging.WARNING,
+        "alert.delivered" if ok else "alert.not_delivered",
+        rule=delivery.alert.rule,
+        target=target,
+        alert=delivery.alert.id,
+        status=str(outcome.state),
+        attempt=attempts,
+        error=error,
+        retry_at=outcome.next_attempt.isoformat(timespec="seconds") if outcome.next_attempt else None,
+        duration=f"{time.monotonic() - started:.3f}s",
+    )
+    return outcome
+
+
+async def deliver_due(
+    runtime: Runtime,
+    store: Store,
+    now: Clock,
+    limit: int = 100,
+    exclude: frozenset[int] = frozenset(),
+) -> list[int]:
+    """Send the deliveries due now; one target's go out in order, targets in parallel.
+
+    ``exclude`` lists delivery ids already tried in this round (``run --once``
+    tries each once). Returns the ids attempted.
+    """
+    pending = [p for p in store.pending_deliveries(now(), limit + len(exclude)) if p.id not in exclude]
+    pending = pending[:limit]
+    by_target: dict[str, list[PendingDelivery]] = {}
+    for item in pending:
+        by_target.setdefault(item.target, []).append(item)
+    workers = asyncio.Semaphore(max(1, runtime.config.delivery.workers))
+    attempted: list[int] = []
+
+    async def drain(items: list[PendingDelivery]) -> None:
+        async with workers:
+            for item in items:
+                attempted.append(item.id)
+                outcome = await deliver(runtime, store, item, now)
+                if outcome.state is DeliveryState.PENDING and not outcome.count_attempt:
+                    break  # the target asked for a pause: the rest waits with it
+
+    await asyncio.gather(*(drain(items) for items in by_target.values()))
+    return attempted
