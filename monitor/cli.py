@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         "SIGTERM/SIGINT stop it cleanly; SIGHUP reloads the configuration."
     )
     run.add_argument("--once", action="store_true", help="poll every feed once, deliver, exit")
+    run.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve /healthz and /metrics there (default: the config's http:, else off)",
+    )
     _common(run)
 
     check = commands.add_parser("check", help="validate the configuration and summarise it")

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
@@ -21,7 +22,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.config import Config, load_config
 from monitor.errors import ConfigError, ConfigErrors, MonitorError
+from monitor.http import Health, HTTPEndpoint
 from monitor.logs import event
+from monitor.metrics import Metrics
 from monitor.model import FeedForUpdate
 from monitor.pipeline import Clock, PollResult, Runtime, deliver_due, poll_feed, utcnow
 from monitor.store import Store
@@ -33,6 +36,9 @@ TICK_SECONDS = 1.0
 MISFIRE_GRACE_SECONDS = 30
 # How long SIGTERM waits for in-flight deliveries before closing the store.
 SHUTDOWN_GRACE_SECONDS = 10.0
+# /healthz turns 503 when no delivery round has completed for this long.
+STALL_AFTER_SECONDS = 120.0
+GAUGE_REFRESH_SECONDS = 15.0
 
 Progress = Callable[[PollResult], None]
 
@@ -47,8 +53,14 @@ class Daemon:
         *,
         executor: Executor | None = None,
         now: Clock = utcnow,
+        stall_after: float = STALL_AFTER_SECONDS,
     ) -> None:
         self.runtime = Runtime(config)
+        self.metrics = Metrics()
+        self.stall_after = stall_after
+        self._last_tick = time.monotonic()
+        self._last_delivery = time.monotonic()
+        self._last_gauges = 0.0
         self.store = store
         self.executor = executor
         self.now = now
@@ -72,7 +84,9 @@ class Daemon:
 
         async def one(feed: FeedForUpdate) -> PollResult:
             async with limit:
-                result = await poll_feed(self.runtime, self.store, self.executor, feed, self.now)
+                result = await poll_feed(
+                    self.runtime, self.store, self.executor, feed, self.now, self.metrics
+                )
             if progress:
                 progress(result)
             return result
@@ -85,15 +99,20 @@ class Daemon:
         """Try each delivery that is due now once (retries wait for their time)."""
         tried: set[int] = set()
         while attempted := await deliver_due(
-            self.runtime, self.store, self.now, exclude=frozenset(tried)
+            self.runtime, self.store, self.now, exclude=frozenset(tried), metrics=self.metrics
         ):
             tried.update(attempted)
 
     # -- the service, for `run` --------------------------------------------
 
-    async def run_forever(self, config_path: Path | None = None) -> None:
-        """Run until SIGTERM/SIGINT; SIGHUP reloads ``config_path``."""
+    async def run_forever(
+        self, config_path: Path | None = None, http: tuple[str, int] | None = None
+    ) -> None:
+        """Run until SIGTERM/SIGINT; SIGHUP reloads ``config_path``; ``http`` serves /healthz."""
         loop = asyncio.get_running_loop()
+        endpoint = HTTPEndpoint(self.health, self.metrics.exposition)
+        if http is not None:
+            await endpoint.start(*http)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         if config_path is not None:
@@ -112,6 +131,7 @@ class Daemon:
         await self.tick()
         await self._stop.wait()
         scheduler.shutdown(wait=False)
+        await endpoint.close()
         await self._shutdown()
 
     def stop(self) -> None:
@@ -121,6 +141,8 @@ class Daemon:
 
     async def tick(self) -> None:
         """Start a poll for each due feed, up to the concurrency limit; never waits for them."""
+        self._last_tick = time.monotonic()
+        self.metrics.last_tick.set(time.time())
         free = self.runtime.config.poll.concurrency - len(self._polls)
         if free <= 0 or self._stop.is_set():
             return
@@ -133,7 +155,9 @@ class Daemon:
 
     async def _poll(self, feed: FeedForUpdate) -> PollResult | None:
         try:
-            return await poll_feed(self.runtime, self.store, self.executor, feed, self.now)
+            return await poll_feed(
+                self.runtime, self.store, self.executor, feed, self.now, self.metrics
+            )
         except MonitorError as exc:
             event(log, logging.ERROR, "feed.poll_failed", feed=feed.url, error=str(exc))
         except Exception:
@@ -149,11 +173,32 @@ class Daemon:
             return
         self._delivering = True
         try:
-            await deliver_due(self.runtime, self.store, self.now)
+            await deliver_due(self.runtime, self.store, self.now, metrics=self.metrics)
+            self._last_delivery = time.monotonic()
+            if self._last_delivery - self._last_gauges >= GAUGE_REFRESH_SECONDS:
+                self._last_gauges = self._last_delivery
+                self.metrics.observe_store(self.store.status(recent=0), self.now())
         except Exception:
             log.exception("bug while delivering")
         finally:
             self._delivering = False
+
+    def health(self) -> Health:
+        """Healthy while the scheduler ticks and the delivery worker completes its rounds."""
+        moment = time.monotonic()
+        tick_age = moment - self._last_tick
+        delivery_age = moment - self._last_delivery
+        details: dict[str, object] = {
+            "last_tick_seconds_ago": round(tick_age, 1),
+            "last_delivery_round_seconds_ago": round(delivery_age, 1),
+        }
+        if self._stop.is_set():
+            return Health(False, "shutting down", details)
+        if tick_age > MISFIRE_GRACE_SECONDS:
+            return Health(False, f"scheduler has not ticked for {tick_age:.0f}s", details)
+        if delivery_age > self.stall_after:
+            return Health(False, f"delivery stalled for {delivery_age:.0f}s", details)
+        return Health(True, "polling and delivering", details)
 
     def reload(self, config_path: Path) -> None:
         """Load ``config_path`` again; keep the running configuration if it is invalid."""

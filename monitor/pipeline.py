@@ -33,6 +33,7 @@ from monitor.decide import (
 from monitor.errors import FeedError
 from monitor.fetch import Fetcher
 from monitor.logs import event
+from monitor.metrics import Metrics
 from monitor.match import Matcher, compile_matcher
 from monitor.model import (
     DeliveryOutcome,
@@ -132,7 +133,12 @@ class Runtime:
 
 
 async def poll_feed(
-    runtime: Runtime, store: Store, executor: Executor | None, feed: FeedForUpdate, now: Clock
+    runtime: Runtime,
+    store: Store,
+    executor: Executor | None,
+    feed: FeedForUpdate,
+    now: Clock,
+    metrics: Metrics | None = None,
 ) -> PollResult:
     """Fetch, parse, decide and store one feed. Expected failures become data, never raise."""
     spec = runtime.specs[feed.url]
@@ -164,6 +170,8 @@ async def poll_feed(
     store.apply(intent)
     duration = time.monotonic() - started
     _log_poll(feed, intent, duration)
+    if metrics is not None:
+        metrics.polled(intent, duration)
     return PollResult(feed.url, intent, duration)
 
 
@@ -195,7 +203,11 @@ def _log_poll(feed: FeedForUpdate, intent: FeedUpdateIntent, duration: float) ->
 
 
 async def deliver(
-    runtime: Runtime, store: Store, delivery: PendingDelivery, now: Clock
+    runtime: Runtime,
+    store: Store,
+    delivery: PendingDelivery,
+    now: Clock,
+    metrics: Metrics | None = None,
 ) -> DeliveryOutcome:
     """Render and send one pending delivery, and record the outcome."""
     started = time.monotonic()
@@ -235,6 +247,8 @@ async def deliver(
             delivery.id, moment, DeliveryState.PENDING, error=error, next_attempt=moment + delay
         )
     store.record(outcome)
+    if metrics is not None:
+        metrics.delivered(target, outcome)
     event(
         log,
         logging.INFO if ok else logging.WARNING,
@@ -257,6 +271,7 @@ async def deliver_due(
     now: Clock,
     limit: int = 100,
     exclude: frozenset[int] = frozenset(),
+    metrics: Metrics | None = None,
 ) -> list[int]:
     """Send the deliveries due now; one target's go out in order, targets in parallel.
 
@@ -275,7 +290,7 @@ async def deliver_due(
         async with workers:
             for item in items:
                 attempted.append(item.id)
-                outcome = await deliver(runtime, store, item, now)
+                outcome = await deliver(runtime, store, item, now, metrics)
                 if outcome.state is DeliveryState.PENDING and not outcome.count_attempt:
                     break  # the target asked for a pause: the rest waits with it
 

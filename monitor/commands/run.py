@@ -11,6 +11,7 @@ from pathlib import Path
 from monitor.config import Config
 from monitor.commands.common import config_path, load, on_terminal
 from monitor.daemon import Daemon
+from monitor.http import parse_listen
 from monitor.pipeline import PollResult, parse_executor
 from monitor.store import Store, open_store
 
@@ -32,7 +33,8 @@ async def _run(
 ) -> int:
     daemon = Daemon(config, store, executor=executor)
     if not args.once:
-        await daemon.run_forever(path)
+        listen = args.http or config.http
+        await daemon.run_forever(path, parse_listen(listen) if listen else None)
         return 0
     progress = _Progress(len(daemon.feed_urls)) if on_terminal() else None
     try:
