@@ -1,0 +1,202 @@
+"""SQLite queries for the polling side: feeds, seen entries, story keys, and applying a poll.
+
+Each function runs inside a transaction the caller (:class:`~monitor.store.sqlite.SQLiteStore`)
+opened; none commits. Sets of values are bound as one JSON array and read with
+``IN (SELECT value FROM json_each(?))``: no limit on their number, and SQLite
+still searches the index once per value.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+
+from monitor.model import FeedForUpdate, FeedStatus, FeedUpdateIntent, StoreLookup, StoryRef
+from monitor.store.sqlite_codec import dt_opt, feed_row, hits_json, json_list, ts, ts_opt
+
+
+def sync_feeds(conn: sqlite3.Connection, urls: Sequence[str], now: datetime) -> None:
+    """Give every URL a feed row; new ones are due at ``now``."""
+    due = ts(now)
+    conn.executemany(
+        "INSERT INTO feeds (url, fetch_url, next_due) VALUES (?, ?, ?)"
+        " ON CONFLICT (url) DO NOTHING",
+        [(url, url, due) for url in urls],
+    )
+
+
+def feeds(conn: sqlite3.Connection, urls: Sequence[str]) -> list[FeedForUpdate]:
+    """The stored feeds among ``urls``, in the order given, each once."""
+    rows = conn.execute(
+        "SELECT url, fetch_url, title, etag, last_modified, body_hash, status, error_streak,"
+        " last_success, next_due FROM feeds WHERE url IN (SELECT value FROM json_each(?))",
+        (json_list(urls),),
+    ).fetchall()
+    by_url = {row[0]: feed_row(row) for row in rows}
+    return [by_url[url] for url in dict.fromkeys(urls) if url in by_url]
+
+
+def due_feeds(
+    conn: sqlite3.Connection, urls: Sequence[str], now: datetime, limit: int
+) -> list[FeedForUpdate]:
+    """Up to ``limit`` of ``urls`` due at ``now`` and not Gone, most overdue first, then by URL."""
+    rows = conn.execute(
+        "SELECT url, fetch_url, title, etag, last_modified, body_hash, status, error_streak,"
+        " last_success, next_due FROM feeds WHERE url IN (SELECT value FROM json_each(?))"
+        " AND status != 'gone' AND next_due <= ? ORDER BY next_due, url LIMIT ?",
+        (json_list(urls), ts(now), limit),
+    ).fetchall()
+    return [feed_row(row) for row in rows]
+
+
+def next_due(conn: sqlite3.Connection, urls: Sequence[str]) -> datetime | None:
+    """The earliest next due time among ``urls``, Gone feeds excepted."""
+    (due,) = conn.execute(
+        "SELECT min(next_due) FROM feeds WHERE url IN (SELECT value FROM json_each(?))"
+        " AND status != 'gone'",
+        (json_list(urls),),
+    ).fetchone()
+    return dt_opt(due)
+
+
+def lookup(
+    conn: sqlite3.Connection,
+    feed_url: str,
+    entry_ids: Sequence[str],
+    link_keys: Sequence[str],
+    title_keys: Sequence[str],
+    since: datetime,
+) -> StoreLookup:
+    """See :meth:`monitor.store.base.Store.lookup`.
+
+    When several stories qualify for one key, the one this feed recorded wins,
+    then the most recently recorded (a story continues), then the greatest id.
+    """
+    window = ts(since)
+    seen_ids = frozenset(
+        row[0]
+        for row in conn.execute(
+            "SELECT entry_id FROM seen WHERE feed_url = ?"
+            " AND entry_id IN (SELECT value FROM json_each(?))",
+            (feed_url, json_list(entry_ids)),
+        )
+    )
+    rows = conn.execute(
+        "SELECT key, feed_url, story, seen_at FROM story_keys"
+        " WHERE key IN (SELECT value FROM json_each(?)) AND (feed_url = ? OR seen_at >= ?)",
+        (json_list(link_keys), feed_url, window),
+    ).fetchall()
+    rows += conn.execute(
+        "SELECT key, feed_url, story, seen_at FROM story_keys"
+        " WHERE key IN (SELECT value FROM json_each(?)) AND seen_at >= ?",
+        (json_list(title_keys), window),
+    ).fetchall()
+    best: dict[str, tuple[bool, str, str]] = {}
+    for key, source, story, seen_at in rows:
+        rank = (source == feed_url, seen_at, story)
+        if key not in best or rank > best[key]:
+            best[key] = rank
+    alerted: dict[str, set[str]] = {rank[2]: set() for rank in best.values()}
+    for story, rule in conn.execute(
+        "SELECT story, rule FROM alerts WHERE story IN (SELECT value FROM json_each(?))",
+        (json_list(alerted),),
+    ):
+        alerted[story].add(rule)
+    refs = {story: StoryRef(story, frozenset(rules)) for story, rules in alerted.items()}
+    return StoreLookup(seen_ids, {key: refs[rank[2]] for key, rank in best.items()})
+
+
+def apply(conn: sqlite3.Connection, intent: FeedUpdateIntent) -> None:
+    """Write one poll's outcome; see :meth:`monitor.store.sqlite.SQLiteStore.apply`."""
+    now = ts(intent.now)
+    conn.execute(
+        "INSERT INTO feeds (url, fetch_url) VALUES (?, ?) ON CONFLICT (url) DO NOTHING",
+        (intent.url, intent.fetch_url or intent.url),
+    )
+    conn.execute(_UPDATE_FEED, _feed_params(intent, now))
+    conn.executemany(
+        "INSERT INTO seen (feed_url, entry_id, story, title, link, published, seen_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (feed_url, entry_id) DO NOTHING",
+        [
+            (intent.url, s.entry_id, s.story, s.title, s.link, ts_opt(s.published), now)
+            for s in intent.seen
+        ],
+    )
+    # A key this feed records again moves to its newer story and time, so the
+    # syndication window (Store.lookup) counts from its latest appearance.
+    conn.executemany(
+        "INSERT INTO story_keys (key, feed_url, story, seen_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (key, feed_url) DO UPDATE"
+        " SET story = excluded.story, seen_at = excluded.seen_at"
+        " WHERE excluded.seen_at > story_keys.seen_at",
+        [(key, intent.url, s.story, now) for s in intent.seen for key in s.keys],
+    )
+    for alert in intent.alerts:
+        cursor = conn.execute(
+            "INSERT INTO alerts (rule, story, title, link, published, summary, terms, hits,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rule, story) DO NOTHING",
+            (
+                alert.rule,
+                alert.story,
+                alert.title,
+                alert.link,
+                ts_opt(alert.published),
+                alert.summary,
+                json_list(alert.terms),
+                hits_json(alert.hits),
+                now,
+            ),
+        )
+        if cursor.rowcount == 1:  # a new alert: queue it in the same transaction (SPEC §5)
+            conn.executemany(
+                "INSERT INTO deliveries (alert_id, target, created_at, next_attempt_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (alert_id, target) DO NOTHING",
+                [(cursor.lastrowid, target, now, now) for target in alert.targets],
+            )
+    sources = [(a.rule, a.story, a.feed, a.feed_url, a.link) for a in intent.alerts]
+    sources += [(s.rule, s.story, s.feed, s.feed_url, s.link) for s in intent.sources]
+    conn.executemany(
+        "INSERT INTO alert_sources (alert_id, feed, feed_url, link)"
+        " SELECT id, ?3, ?4, ?5 FROM alerts WHERE rule = ?1 AND story = ?2"
+        " ON CONFLICT (alert_id, feed_url) DO NOTHING",
+        sources,
+    )
+
+
+# Validators and title: as given after a fresh 200 (OK), else kept unless given.
+_UPDATE_FEED = """
+UPDATE feeds SET
+    fetch_url = coalesce(:fetch_url, fetch_url),
+    title = iif(:ok, :title, coalesce(:title, title)),
+    etag = iif(:ok, :etag, coalesce(:etag, etag)),
+    last_modified = iif(:ok, :last_modified, coalesce(:last_modified, last_modified)),
+    body_hash = iif(:ok, :body_hash, coalesce(:body_hash, body_hash)),
+    status = :status,
+    http_status = :http_status,
+    error = :error,
+    error_streak = :error_streak,
+    last_fetch = :now,
+    last_success = iif(:success, :now, last_success),
+    next_due = :next_due
+WHERE url = :url
+"""
+
+
+def _feed_params(intent: FeedUpdateIntent, now: str) -> dict[str, object]:
+    return {
+        "url": intent.url,
+        "fetch_url": intent.fetch_url,
+        "ok": intent.status is FeedStatus.OK,
+        "title": intent.title,
+        "etag": intent.etag,
+        "last_modified": intent.last_modified,
+        "body_hash": intent.body_hash,
+        "status": intent.status.value,
+        "http_status": intent.http_status,
+        "error": intent.error,
+        "error_streak": intent.error_streak,
+        "now": now,
+        "success": intent.success,
+        "next_due": ts(intent.next_due),
+    }

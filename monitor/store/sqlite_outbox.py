@@ -1,0 +1,187 @@
+"""SQLite queries for the delivery side: the outbox of alerts and deliveries, and ``status``.
+
+Each function runs inside a transaction the caller (:class:`~monitor.store.sqlite.SQLiteStore`)
+opened; none commits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime
+
+from monitor.model import (
+    AlertRecord,
+    AlertReport,
+    DeliveryOutcome,
+    DeliveryState,
+    FeedReport,
+    FeedStatus,
+    PendingDelivery,
+    Source,
+    StatusReport,
+)
+from monitor.store.sqlite_codec import (
+    dt,
+    dt_opt,
+    hits_from_json,
+    json_list,
+    terms_from_json,
+    ts,
+)
+
+
+def pending_deliveries(
+    conn: sqlite3.Connection, now: datetime, limit: int
+) -> list[PendingDelivery]:
+    """Up to ``limit`` pending deliveries due at ``now``, oldest first, with their alerts."""
+    rows = conn.execute(
+        "SELECT id, target, attempts, created_at, alert_id FROM deliveries"
+        " WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY created_at, id LIMIT ?",
+        (ts(now), limit),
+    ).fetchall()
+    alerts = alert_records(conn, {row[4] for row in rows})
+    return [
+        PendingDelivery(
+            id=row[0], target=row[1], attempts=row[2], created_at=dt(row[3]), alert=alerts[row[4]]
+        )
+        for row in rows
+    ]
+
+
+def next_delivery_due(conn: sqlite3.Connection) -> datetime | None:
+    """When the earliest pending delivery becomes due."""
+    (due,) = conn.execute(
+        "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending'"
+    ).fetchone()
+    return dt_opt(due)
+
+
+def record(conn: sqlite3.Connection, outcome: DeliveryOutcome) -> None:
+    """Write one delivery attempt's outcome; see :meth:`monitor.store.sqlite.SQLiteStore.record`."""
+    attempts = 1 if outcome.count_attempt else 0
+    if outcome.state is DeliveryState.SENT:
+        conn.execute(
+            "UPDATE deliveries SET state = 'sent', sent_at = ?, attempts = attempts + ?"
+            " WHERE id = ? AND state = 'pending'",
+            (ts(outcome.now), attempts, outcome.id),
+        )
+    elif outcome.state is DeliveryState.PENDING:
+        if outcome.next_attempt is None:
+            raise ValueError(f"delivery {outcome.id}: a PENDING outcome needs next_attempt")
+        conn.execute(
+            "UPDATE deliveries SET next_attempt_at = ?, last_error = ?, attempts = attempts + ?"
+            " WHERE id = ? AND state = 'pending'",
+            (ts(outcome.next_attempt), outcome.error, attempts, outcome.id),
+        )
+    else:
+        conn.execute(
+            "UPDATE deliveries SET state = 'failed', last_error = ?, attempts = attempts + ?"
+            " WHERE id = ? AND state = 'pending'",
+            (outcome.error, attempts, outcome.id),
+        )
+
+
+def alert_records(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, AlertRecord]:
+    """The alerts with these ids, each with its sources in the order they were recorded."""
+    wanted = json_list(sorted(ids))
+    sources: dict[int, list[Source]] = {}
+    for alert_id, feed, link in conn.execute(
+        "SELECT alert_id, feed, link FROM alert_sources"
+        " WHERE alert_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+        (wanted,),
+    ):
+        sources.setdefault(alert_id, []).append(Source(feed, link))
+    return {
+        row[0]: AlertRecord(
+            id=row[0],
+            rule=row[1],
+            title=row[2],
+            link=row[3],
+            published=dt_opt(row[4]),
+            summary=row[5],
+            terms=terms_from_json(row[6]),
+            hits=hits_from_json(row[7]),
+            sources=tuple(sources.get(row[0], ())),
+            created_at=dt(row[8]),
+        )
+        for row in conn.execute(
+            "SELECT id, rule, title, link, published, summary, terms, hits, created_at"
+            " FROM alerts WHERE id IN (SELECT value FROM json_each(?))",
+            (wanted,),
+        )
+    }
+
+
+def status(conn: sqlite3.Connection, recent: int) -> StatusReport:
+    """See :meth:`monitor.store.sqlite.SQLiteStore.status`."""
+    counts = {
+        state: (count, oldest)
+        for state, count, oldest in conn.execute(
+            "SELECT state, count(*), min(created_at) FROM deliveries"
+            " WHERE state IN ('pending', 'failed') GROUP BY state"
+        )
+    }
+    pending, oldest = counts.get("pending", (0, None))
+    failed = conn.execute(
+        "SELECT alert_id, target, last_error FROM deliveries WHERE state = 'failed'"
+        " ORDER BY id DESC LIMIT ?",
+        (recent,),
+    ).fetchall()
+    return StatusReport(
+        feeds=_feed_reports(conn),
+        pending=pending,
+        failed=counts.get("failed", (0, None))[0],
+        oldest_pending=dt_opt(oldest),
+        recent_alerts=_recent_alerts(conn, recent),
+        failed_deliveries=tuple((row[0], row[1], row[2]) for row in failed),
+    )
+
+
+def _feed_reports(conn: sqlite3.Connection) -> tuple[FeedReport, ...]:
+    return tuple(
+        FeedReport(
+            url=row[0],
+            title=row[1],
+            status=FeedStatus(row[2]),
+            http_status=row[3],
+            error=row[4],
+            error_streak=row[5],
+            last_fetch=dt_opt(row[6]),
+            last_success=dt_opt(row[7]),
+            next_due=dt_opt(row[8]),
+            entries_seen=row[9],
+        )
+        for row in conn.execute(
+            "SELECT url, title, status, http_status, error, error_streak, last_fetch,"
+            " last_success, next_due,"
+            " (SELECT count(*) FROM seen WHERE seen.feed_url = feeds.url)"
+            " FROM feeds ORDER BY url"
+        )
+    )
+
+
+def _recent_alerts(conn: sqlite3.Connection, recent: int) -> tuple[AlertReport, ...]:
+    rows = conn.execute(
+        "SELECT id, rule, title, link, created_at FROM alerts"
+        " ORDER BY created_at DESC, id DESC LIMIT ?",
+        (recent,),
+    ).fetchall()
+    states: dict[int, dict[str, DeliveryState]] = {row[0]: {} for row in rows}
+    for alert_id, target, state in conn.execute(
+        "SELECT alert_id, target, state FROM deliveries"
+        " WHERE alert_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+        (json_list(states),),
+    ):
+        states[alert_id][target] = DeliveryState(state)
+    return tuple(
+        AlertReport(
+            id=row[0],
+            rule=row[1],
+            title=row[2],
+            link=row[3],
+            created_at=dt(row[4]),
+            deliveries=states[row[0]],
+        )
+        for row in rows
+    )

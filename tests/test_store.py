@@ -1,0 +1,421 @@
+"""The state store contract: what every backend must do, checked through the ``Store`` protocol.
+
+The tests take the ``store`` fixture typed as ``Store``, so a PostgreSQL store
+(SPEC §8) joins by adding itself to the fixture. SQLite's own promises (file,
+schema, concurrency, crashes) are in ``test_store_sqlite.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.model import (
+    AlertIntent,
+    DeliveryOutcome,
+    DeliveryState,
+    FeedStatus,
+    FeedUpdateIntent,
+    Hit,
+    SeenIntent,
+    Source,
+    SourceIntent,
+)
+from monitor.store import Store
+from monitor.store.sqlite import SQLiteStore
+
+T0 = datetime(2024, 10, 18, 6, 0, tzinfo=UTC)
+A, B, C = "https://a.example/rss", "https://b.example/rss", "https://c.example/atom"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A fresh store of each backend (SQLite for now)."""
+    opened: Store = SQLiteStore(str(tmp_path / "state" / "monitor.db"))
+    yield opened
+    opened.close()
+
+
+def poll(url: str, now: datetime, **changes: object) -> FeedUpdateIntent:
+    """A successful poll of ``url`` at ``now``, due again ten minutes later, with ``changes``."""
+    fields: dict[str, object] = {
+        "url": url,
+        "now": now,
+        "status": FeedStatus.OK,
+        "next_due": now + timedelta(minutes=10),
+        "error_streak": 0,
+        "http_status": 200,
+        "success": True,
+    }
+    fields.update(changes)
+    return FeedUpdateIntent(**fields)  # type: ignore[arg-type]
+
+
+def seen(entry_id: str, story: str, *keys: str) -> SeenIntent:
+    """An entry recorded as part of ``story`` under ``keys``."""
+    return SeenIntent(
+        entry_id, story, keys, f"Title of {entry_id}", f"https://x.example/{entry_id}", T0
+    )
+
+
+def alert(rule: str, story: str, feed_url: str, *targets: str) -> AlertIntent:
+    """An alert of ``rule`` on ``story`` first carried by ``feed_url``."""
+    return AlertIntent(
+        rule=rule,
+        story=story,
+        feed=f"Feed {feed_url}",
+        feed_url=feed_url,
+        title="Russia returns bodies of 501 soldiers",
+        link=f"{feed_url}/{story}",
+        published=T0 - timedelta(hours=1),
+        summary="The bodies of 501 soldiers were returned.",
+        terms=("bodies", "soldiers"),
+        hits=(Hit("title", 14, 20, "bodies"), Hit("title", 29, 37, "soldiers")),
+        targets=targets or ("desk-slack", "phone"),
+    )
+
+
+def deliveries(store: Store, alert_id: int) -> dict[str, DeliveryState]:
+    """Each target's delivery state for one alert, read through ``status``."""
+    report = store.status(recent=1000)
+    return next(dict(a.deliveries) for a in report.recent_alerts if a.id == alert_id)
+
+
+# -- feeds -------------------------------------------------------------------------
+
+
+def test_sync_feeds_adds_new_feeds_due_now_and_keeps_existing_state(store: Store) -> None:
+    """New feeds are due at once; syncing again leaves known feeds' schedule alone."""
+    store.sync_feeds([A, B], T0)
+    store.apply(poll(A, T0, etag='"v1"'))
+    store.sync_feeds([A, B, C], T0 + timedelta(hours=1))
+    a, b, c = store.feeds([A, B, C])
+    assert (a.url, a.status, a.etag, a.next_due) == (
+        A,
+        FeedStatus.OK,
+        '"v1"',
+        T0 + timedelta(minutes=10),
+    )
+    assert (b.status, b.fetch_url, b.next_due, b.last_success, b.error_streak) == (
+        FeedStatus.NEW,
+        B,
+        T0,
+        None,
+        0,
+    )
+    assert c.next_due == T0 + timedelta(hours=1)
+    assert [f.url for f in store.feeds([C, "https://unknown.example/", A, C])] == [C, A]
+
+
+def test_due_feeds_most_overdue_first_within_limit_and_never_gone(store: Store) -> None:
+    """Due feeds come most overdue first, limited, among the URLs asked, and Gone never."""
+    d, e = "https://d.example/rss", "https://e.example/rss"
+    for url, due in [(A, 5), (B, 1), (C, 3), (d, 0), (e, 3)]:
+        store.apply(poll(url, T0, next_due=T0 + timedelta(minutes=due)))
+    store.apply(poll(d, T0, status=FeedStatus.GONE, http_status=410, next_due=T0, success=False))
+    everyone = [A, B, C, d, e]
+    at = T0 + timedelta(minutes=4)
+    assert [f.url for f in store.due_feeds(everyone, at, 10)] == [B, C, e]
+    assert [f.url for f in store.due_feeds(everyone, at, 2)] == [B, C]
+    assert [f.url for f in store.due_feeds([A, C], at, 10)] == [C]
+    assert store.due_feeds(everyone, T0, 10) == []
+    assert store.next_due(everyone) == T0 + timedelta(minutes=1)
+    assert store.next_due([A, d]) == T0 + timedelta(minutes=5)
+    assert store.next_due([d]) is None
+    assert store.next_due([]) is None
+
+
+def test_validators_follow_a_fresh_200_and_survive_other_outcomes(store: Store) -> None:
+    """OK replaces title and validators; 304, unchanged and errors keep them unless given."""
+    store.apply(
+        poll(A, T0, title="A news", etag='"1"', last_modified="Fri, 18 Oct 2024", body_hash="h1")
+    )
+    t1 = T0 + timedelta(minutes=10)
+    store.apply(poll(A, t1, status=FeedStatus.NOT_MODIFIED, http_status=304, etag='"2"'))
+    (feed,) = store.feeds([A])
+    assert (feed.title, feed.etag, feed.last_modified, feed.body_hash) == (
+        "A news",
+        '"2"',
+        "Fri, 18 Oct 2024",
+        "h1",
+    )
+    assert feed.last_success == t1
+    t2 = t1 + timedelta(minutes=10)
+    store.apply(
+        poll(
+            A,
+            t2,
+            status=FeedStatus.ERROR,
+            http_status=503,
+            error="HTTP 503",
+            error_streak=1,
+            success=False,
+            next_due=t2 + timedelta(minutes=20),
+        )
+    )
+    (feed,) = store.feeds([A])
+    assert (feed.status, feed.error_streak, feed.etag, feed.last_success) == (
+        FeedStatus.ERROR,
+        1,
+        '"2"',
+        t1,
+    )
+    (report,) = store.status().feeds
+    assert (report.http_status, report.error, report.last_fetch) == (503, "HTTP 503", t2)
+    store.apply(poll(A, t2, fetch_url="https://a.example/new-rss", body_hash="h3"))
+    (feed,) = store.feeds([A])
+    assert (feed.fetch_url, feed.title, feed.etag, feed.last_modified, feed.body_hash) == (
+        "https://a.example/new-rss",
+        None,
+        None,
+        None,
+        "h3",
+    )
+    store.apply(poll(A, t2 + timedelta(minutes=10)))
+    assert store.feeds([A])[0].fetch_url == "https://a.example/new-rss"
+    assert store.status().feeds[0].error is None
+
+
+# -- lookup ------------------------------------------------------------------------
+
+
+def test_lookup_reports_ids_this_feed_has_seen(store: Store) -> None:
+    """Seen ids are per feed: another feed's entry with the same id is not seen here."""
+    store.apply(poll(A, T0, seen=(seen("e1", "s1"), seen("e2", "s2"))))
+    assert store.lookup(A, ["e1", "e3"], [], [], T0).seen_ids == {"e1"}
+    assert store.lookup(B, ["e1", "e2"], [], [], T0).seen_ids == frozenset()
+
+
+def test_link_keys_count_for_the_same_feed_forever_and_for_others_within_the_window(
+    store: Store,
+) -> None:
+    """A link key is known to its own feed at any time, to other feeds only since ``since``."""
+    store.apply(poll(A, T0, seen=(seen("e1", "s1", "link:x.example/1"),)))
+    later = T0 + timedelta(days=5)
+    assert (
+        store.lookup(A, [], ["link:x.example/1"], [], later).stories["link:x.example/1"].story
+        == "s1"
+    )
+    assert store.lookup(B, [], ["link:x.example/1"], [], later).stories == {}
+    assert (
+        store.lookup(B, [], ["link:x.example/1"], [], T0).stories["link:x.example/1"].story == "s1"
+    )
+
+
+def test_title_keys_count_only_within_the_window(store: Store) -> None:
+    """A title key is known only when recorded at or after ``since``, even to its own feed."""
+    store.apply(poll(A, T0, seen=(seen("e1", "s1", "title:bodies of 501 soldiers"),)))
+    key = "title:bodies of 501 soldiers"
+    assert store.lookup(A, [], [], [key], T0 + timedelta(seconds=1)).stories == {}
+    assert store.lookup(B, [], [], [key], T0).stories[key].story == "s1"
+    assert store.lookup(B, [], [key], [], T0).stories[key].story == "s1"  # as a link key too
+
+
+def test_lookup_names_the_rules_that_alerted_on_each_story(store: Store) -> None:
+    """Each known story comes with the set of rules that already alerted on it."""
+    store.apply(
+        poll(
+            A,
+            T0,
+            seen=(seen("e1", "s1", "link:1"), seen("e2", "s2", "link:2")),
+            alerts=(alert("dead", "s1", A), alert("drones", "s1", A)),
+        )
+    )
+    stories = store.lookup(B, [], ["link:1", "link:2", "link:3"], [], T0).stories
+    assert set(stories) == {"link:1", "link:2"}
+    assert stories["link:1"].alerted_rules == {"dead", "drones"}
+    assert stories["link:2"].alerted_rules == frozenset()
+
+
+def test_a_key_known_under_two_stories_prefers_this_feeds_then_the_latest(store: Store) -> None:
+    """When a key qualifies for two stories, this feed's own wins, then the most recent."""
+    store.apply(poll(A, T0, seen=(seen("a1", "old", "link:k"),)))
+    store.apply(poll(B, T0 + timedelta(days=2), seen=(seen("b1", "new", "link:k"),)))
+    assert store.lookup(A, [], ["link:k"], [], T0).stories["link:k"].story == "old"
+    assert store.lookup(C, [], ["link:k"], [], T0).stories["link:k"].story == "new"
+    store.apply(poll(A, T0 + timedelta(days=3), seen=(seen("a2", "newest", "link:k"),)))
+    assert store.lookup(C, [], ["link:k"], [], T0).stories["link:k"].story == "newest"
+
+
+# -- apply -------------------------------------------------------------------------
+
+
+def test_apply_twice_changes_nothing_more(store: Store) -> None:
+    """Applying the same intent again adds no entry, alert, source or delivery."""
+    intent = poll(
+        A,
+        T0,
+        seen=(seen("e1", "s1", "link:1", "title:t"),),
+        alerts=(alert("dead", "s1", A),),
+        sources=(SourceIntent("dead", "s1", "Feed B", B, "https://b.example/1"),),
+    )
+    store.apply(intent)
+    first = (store.status(), store.pending_deliveries(T0, 100), store.feeds([A]))
+    store.apply(intent)
+    assert (store.status(), store.pending_deliveries(T0, 100), store.feeds([A])) == first
+    assert first[0].feeds[0].entries_seen == 1
+    assert len(first[1]) == 2
+
+
+def test_one_alert_per_rule_and_story_even_from_two_feeds(store: Store) -> None:
+    """A second feed alerting the same (rule, story) becomes a source, not a second alert."""
+    store.apply(poll(A, T0, seen=(seen("a1", "s1"),), alerts=(alert("dead", "s1", A),)))
+    later = T0 + timedelta(minutes=1)
+    store.apply(
+        poll(
+            B,
+            later,
+            seen=(seen("b1", "s1"),),
+            alerts=(alert("dead", "s1", B, "desk-slack", "phone", "email"), alert("dprk", "s1", B)),
+        )
+    )
+    report = store.status()
+    assert sorted(a.rule for a in report.recent_alerts) == ["dead", "dprk"]
+    dead = next(a for a in report.recent_alerts if a.rule == "dead")
+    assert dict(dead.deliveries) == {
+        "desk-slack": DeliveryState.PENDING,
+        "phone": DeliveryState.PENDING,
+    }
+    pending = [p for p in store.pending_deliveries(later, 100) if p.alert.rule == "dead"]
+    assert {p.alert.sources for p in pending} == {
+        (Source(f"Feed {A}", f"{A}/s1"), Source(f"Feed {B}", f"{B}/s1"))
+    }
+
+
+def test_sources_accumulate_in_order_once_per_feed(store: Store) -> None:
+    """Sources add up in recorded order, once per feed; sources of unknown alerts are dropped."""
+    store.apply(poll(A, T0, alerts=(alert("dead", "s1", A),)))
+    for url in (B, C, B):
+        store.apply(
+            poll(
+                url,
+                T0,
+                sources=(
+                    SourceIntent("dead", "s1", url.upper(), url, f"{url}#1"),
+                    SourceIntent("dead", "no-such-story", url, url, None),
+                ),
+            )
+        )
+    (first, *_) = store.pending_deliveries(T0, 10)
+    assert first.alert.sources == (
+        Source(f"Feed {A}", f"{A}/s1"),
+        Source(B.upper(), f"{B}#1"),
+        Source(C.upper(), f"{C}#1"),
+    )
+    assert len(store.status().recent_alerts) == 1
+
+
+def test_a_failing_apply_leaves_nothing_behind(store: Store) -> None:
+    """An apply that fails half way rolls back the feed update and everything before it."""
+    store.apply(poll(A, T0, etag='"1"'))
+    bad = SeenIntent("e2", "s2", ("link:2",), "t", None, datetime(2024, 10, 18))  # naive: a bug
+    with pytest.raises(ValueError, match="naive"):
+        store.apply(poll(A, T0 + timedelta(hours=1), etag='"2"', seen=(seen("e1", "s1"), bad)))
+    (feed,) = store.feeds([A])
+    assert (feed.etag, feed.last_success) == ('"1"', T0)
+    assert store.lookup(A, ["e1", "e2"], [], [], T0).seen_ids == frozenset()
+
+
+# -- the outbox --------------------------------------------------------------------
+
+
+def test_pending_deliveries_carry_the_whole_alert_one_per_target(store: Store) -> None:
+    """Each target gets its own delivery, oldest first, with the alert decoded in full."""
+    store.apply(poll(A, T0, alerts=(alert("dead", "s1", A, "desk-slack", "phone"),)))
+    later = T0 + timedelta(minutes=5)
+    store.apply(poll(B, later, alerts=(alert("dprk", "s2", B, "email"),)))
+    assert store.next_delivery_due() == T0
+    assert [p.target for p in store.pending_deliveries(T0, 10)] == ["desk-slack", "phone"]
+    due = store.pending_deliveries(later, 10)
+    assert [(p.target, p.alert.rule) for p in due] == [
+        ("desk-slack", "dead"),
+        ("phone", "dead"),
+        ("email", "dprk"),
+    ]
+    assert [p.target for p in store.pending_deliveries(later, 2)] == ["desk-slack", "phone"]
+    first = due[0]
+    assert (first.attempts, first.created_at) == (0, T0)
+    expected = alert("dead", "s1", A)
+    got = first.alert
+    assert (got.rule, got.title, got.link, got.published, got.summary, got.terms, got.hits) == (
+        expected.rule,
+        expected.title,
+        expected.link,
+        expected.published,
+        expected.summary,
+        expected.terms,
+        expected.hits,
+    )
+    assert (got.sources, got.created_at, due[1].alert) == (
+        (Source(f"Feed {A}", f"{A}/s1"),),
+        T0,
+        got,
+    )
+
+
+def test_record_moves_deliveries_through_their_states(store: Store) -> None:
+    """Retry reschedules and counts, a 429 pause does not count, sent and failed are final."""
+    store.apply(poll(A, T0, alerts=(alert("dead", "s1", A, "slack", "phone", "email"),)))
+    slack, phone, email = store.pending_deliveries(T0, 10)
+    retry = T0 + timedelta(minutes=2)
+    store.record(DeliveryOutcome(slack.id, T0, DeliveryState.PENDING, "HTTP 500", retry))
+    store.record(
+        DeliveryOutcome(phone.id, T0, DeliveryState.PENDING, "HTTP 429", retry, count_attempt=False)
+    )
+    store.record(DeliveryOutcome(email.id, T0, DeliveryState.SENT))
+    assert store.pending_deliveries(T0 + timedelta(minutes=1), 10) == []
+    assert store.next_delivery_due() == retry
+    again = store.pending_deliveries(retry, 10)
+    assert [(p.target, p.attempts) for p in again] == [("slack", 1), ("phone", 0)]
+    store.record(DeliveryOutcome(slack.id, retry, DeliveryState.FAILED, "HTTP 500 for 24h"))
+    store.record(DeliveryOutcome(email.id, retry, DeliveryState.FAILED, "late"))  # already sent
+    store.record(DeliveryOutcome(slack.id, retry, DeliveryState.SENT))  # already failed
+    assert deliveries(store, slack.alert.id) == {
+        "slack": DeliveryState.FAILED,
+        "phone": DeliveryState.PENDING,
+        "email": DeliveryState.SENT,
+    }
+    report = store.status()
+    assert (report.pending, report.failed, report.oldest_pending) == (1, 1, T0)
+    assert report.failed_deliveries == ((slack.alert.id, "slack", "HTTP 500 for 24h"),)
+    store.record(DeliveryOutcome(phone.id, retry, DeliveryState.SENT))
+    assert store.next_delivery_due() is None
+    assert store.status().oldest_pending is None
+
+
+def test_status_reports_feeds_outbox_and_latest_alerts(store: Store) -> None:
+    """Status lists every feed with its entry count, and the latest alerts newest first."""
+    store.sync_feeds([C], T0)
+    store.apply(poll(A, T0, title="A news", seen=(seen("a1", "s1"), seen("a2", "s2"))))
+    for minute in range(3):
+        now = T0 + timedelta(minutes=minute)
+        store.apply(
+            poll(
+                B,
+                now,
+                seen=(seen(f"b{minute}", f"t{minute}"),),
+                alerts=(alert("dead", f"t{minute}", B, "slack"),),
+            )
+        )
+    report = store.status(recent=2)
+    assert [(f.url, f.title, f.entries_seen, f.status) for f in report.feeds] == [
+        (A, "A news", 2, FeedStatus.OK),
+        (B, None, 3, FeedStatus.OK),
+        (C, None, 0, FeedStatus.NEW),
+    ]
+    b = report.feeds[1]
+    assert (b.http_status, b.last_fetch, b.last_success, b.next_due) == (
+        200,
+        T0 + timedelta(minutes=2),
+        T0 + timedelta(minutes=2),
+        T0 + timedelta(minutes=12),
+    )
+    assert (report.pending, report.failed, report.oldest_pending) == (3, 0, T0)
+    assert [(a.title, a.created_at, dict(a.deliveries)) for a in report.recent_alerts] == [
+        (alert("dead", "t2", B).title, T0 + timedelta(minutes=2), {"slack": DeliveryState.PENDING}),
+        (alert("dead", "t1", B).title, T0 + timedelta(minutes=1), {"slack": DeliveryState.PENDING}),
+    ]
+    assert report.failed_deliveries == ()
