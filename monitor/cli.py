@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
 
     check = commands.add_parser("check", help="validate the configuration and summarise it")
-    check.description = "Validate the configuration; print feeds, rules and targets (secrets masked)."
+    check.description = (
+        "Validate the configuration; print feeds, rules and targets (secrets masked)."
+    )
     _common(check)
 
     match = commands.add_parser("match", help="dry-run rules against a feed or text")

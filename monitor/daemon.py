@@ -64,8 +64,9 @@ class Daemon:
         self.store = store
         self.executor = executor
         self.now = now
-        self._polls: dict[str, asyncio.Task[PollResult]] = {}
-        self._delivering = False
+        self._polls: dict[str, asyncio.Task[PollResult | None]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._stop = asyncio.Event()
         self._retired: list[Runtime] = []
         store.sync_feeds(list(self.runtime.specs), now())
@@ -171,7 +172,7 @@ class Daemon:
         """Send what is due in the outbox."""
         if self._stop.is_set():
             return
-        self._delivering = True
+        self._idle.clear()
         try:
             await deliver_due(self.runtime, self.store, self.now, metrics=self.metrics)
             self._last_delivery = time.monotonic()
@@ -181,7 +182,7 @@ class Daemon:
         except Exception:
             log.exception("bug while delivering")
         finally:
-            self._delivering = False
+            self._idle.set()
 
     def health(self) -> Health:
         """Healthy while the scheduler ticks and the delivery worker completes its rounds."""
@@ -232,8 +233,7 @@ class Daemon:
         # In-flight deliveries finish (bounded); what is left stays pending in the store.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
-                while self._delivering:
-                    await asyncio.sleep(0.05)
+                await self._idle.wait()
         for runtime in [*self._retired, self.runtime]:
             await runtime.aclose()
         event(log, logging.INFO, "daemon.stopped")

@@ -33,7 +33,7 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 def _text_value(value: Any) -> str:
     text = str(value)
-    if not text or any(c in text for c in " \"=\n"):
+    if not text or any(c in text for c in ' "=\n'):
         return json.dumps(text, ensure_ascii=False)
     return text
 

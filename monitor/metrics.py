@@ -28,9 +28,7 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
-        self.entries_seen = Counter(
-            "news_monitor_entries_seen", "New entries recorded", registry=r
-        )
+        self.entries_seen = Counter("news_monitor_entries_seen", "New entries recorded", registry=r)
         self.matches = Counter(
             "news_monitor_matches", "Alerts raised by rule", ["rule"], registry=r
         )
@@ -70,7 +68,13 @@ class Metrics:
 
     def delivered(self, target: str, outcome: DeliveryOutcome) -> None:
         """Count one delivery attempt."""
-        result = "sent" if outcome.state == "sent" else "failed" if outcome.state == "failed" else "retry"
+        result = (
+            "sent"
+            if outcome.state == "sent"
+            else "failed"
+            if outcome.state == "failed"
+            else "retry"
+        )
         self.deliveries.labels(target=target, result=result).inc()
 
     def observe_store(self, report: StatusReport, now: datetime) -> None:

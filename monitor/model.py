@@ -114,7 +114,9 @@ class FeedForUpdate:
     body_hash: str | None
     status: FeedStatus
     error_streak: int
-    last_success: datetime | None  # None: never fetched successfully, so the next fetch is the first
+    last_success: (
+        datetime | None
+    )  # None: never fetched successfully, so the next fetch is the first
     next_due: datetime | None
 
 

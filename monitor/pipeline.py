@@ -33,8 +33,8 @@ from monitor.decide import (
 from monitor.errors import FeedError
 from monitor.fetch import Fetcher
 from monitor.logs import event
-from monitor.metrics import Metrics
 from monitor.match import Matcher, compile_matcher
+from monitor.metrics import Metrics
 from monitor.model import (
     DeliveryOutcome,
     DeliveryState,
@@ -118,7 +118,10 @@ class Runtime:
         self.specs = feed_specs(config)
         self.matcher: Matcher = compile_matcher(config)
         self.templates = {rule.name: rule.template for rule in config.rules}
-        self.notifier = Notifier({name: target.urls for name, target in config.targets.items()})
+        self.notifier = Notifier(
+            {name: target.urls for name, target in config.targets.items()},
+            secrets=config.secrets.values,
+        )
         self.fetcher = Fetcher(
             user_agent=config.poll.user_agent or USER_AGENT,
             timeout=config.poll.timeout.total_seconds(),
@@ -149,7 +152,9 @@ async def poll_feed(
             feed.fetch_url,
             etag=feed.etag,
             last_modified=feed.last_modified,
-            timeout=feed_config.timeout.total_seconds() if feed_config and feed_config.timeout else None,
+            timeout=feed_config.timeout.total_seconds()
+            if feed_config and feed_config.timeout
+            else None,
             max_size=feed_config.max_size if feed_config else None,
         )
         digest = body_hash(fetched.body)
@@ -163,7 +168,15 @@ async def poll_feed(
             moment = now()
             lookup = store.lookup(feed.url, ids, link_keys, title_keys, moment - spec.story_window)
             intent = decide_entries(
-                feed, spec, fetched, parsed, digest, lookup, runtime.matcher.match, moment, runtime.rng
+                feed,
+                spec,
+                fetched,
+                parsed,
+                digest,
+                lookup,
+                runtime.matcher.match,
+                moment,
+                runtime.rng,
             )
     except FeedError as exc:
         intent = decide_failure(feed, spec, exc, now(), runtime.rng)
@@ -215,8 +228,8 @@ async def deliver(
     attempts = delivery.attempts + 1
     retry_for = runtime.config.delivery.retry_for
     if target not in runtime.config.targets:
-        error = f"target {target!r} is no longer configured"
-        retry_after = None
+        error: str | None = f"target {target!r} is no longer configured"
+        retry_after: float | None = None
         ok = False
     else:
         markdown = runtime.notifier.wants_markdown(target)
@@ -259,7 +272,9 @@ async def deliver(
         status=str(outcome.state),
         attempt=attempts,
         error=error,
-        retry_at=outcome.next_attempt.isoformat(timespec="seconds") if outcome.next_attempt else None,
+        retry_at=outcome.next_attempt.isoformat(timespec="seconds")
+        if outcome.next_attempt
+        else None,
         duration=f"{time.monotonic() - started:.3f}s",
     )
     return outcome
@@ -278,7 +293,9 @@ async def deliver_due(
     ``exclude`` lists delivery ids already tried in this round (``run --once``
     tries each once). Returns the ids attempted.
     """
-    pending = [p for p in store.pending_deliveries(now(), limit + len(exclude)) if p.id not in exclude]
+    pending = [
+        p for p in store.pending_deliveries(now(), limit + len(exclude)) if p.id not in exclude
+    ]
     pending = pending[:limit]
     by_target: dict[str, list[PendingDelivery]] = {}
     for item in pending:

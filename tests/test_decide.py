@@ -31,7 +31,9 @@ from monitor.story import canonical_link, story_keys, title_key
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 RULE = RuleSpec("drones", ("slack", "mail"))
-SPEC = FeedSpec(url="https://a.example/rss", name="A", interval=timedelta(minutes=10), rules=(RULE,))
+SPEC = FeedSpec(
+    url="https://a.example/rss", name="A", interval=timedelta(minutes=10), rules=(RULE,)
+)
 
 
 def feed(*, first: bool = False, streak: int = 0) -> FeedForUpdate:
@@ -49,7 +51,9 @@ def feed(*, first: bool = False, streak: int = 0) -> FeedForUpdate:
     )
 
 
-def entry(eid: str, title: str, link: str | None = None, age: timedelta = timedelta(hours=1)) -> Entry:
+def entry(
+    eid: str, title: str, link: str | None = None, age: timedelta = timedelta(hours=1)
+) -> Entry:
     return Entry(
         id=eid,
         title=title,
@@ -194,7 +198,9 @@ def test_retry_after_is_honoured_when_longer_than_the_backoff() -> None:
 
 def test_failure_records_error_and_streak() -> None:
     """A failed fetch keeps validators, raises the streak and stores the message."""
-    intent = decide_failure(feed(streak=2), SPEC, FetchError("connection refused"), NOW, random.Random(0))
+    intent = decide_failure(
+        feed(streak=2), SPEC, FetchError("connection refused"), NOW, random.Random(0)
+    )
     assert intent.status is FeedStatus.ERROR
     assert intent.error_streak == 3 and intent.error == "connection refused"
     assert intent.next_due > NOW + timedelta(minutes=30)
@@ -210,7 +216,9 @@ def test_gone_disables_the_feed() -> None:
 @pytest.mark.parametrize("not_modified", [True, False])
 def test_unchanged_body_keeps_validators_and_resets_streak(not_modified: bool) -> None:
     """A 304, or the same body again, keeps stored validators and schedules the next poll."""
-    fetched = Fetched(SPEC.url, 304 if not_modified else 200, not_modified, b"", {}, None, None, None, 0)
+    fetched = Fetched(
+        SPEC.url, 304 if not_modified else 200, not_modified, b"", {}, None, None, None, 0
+    )
     intent = decide_unchanged(feed(streak=4), SPEC, fetched, NOW, random.Random(0))
     assert intent.etag == '"e1"' and intent.body_hash == "h0" and intent.error_streak == 0
     assert timedelta(minutes=9) <= intent.next_due - NOW <= timedelta(minutes=11)
@@ -238,6 +246,8 @@ def test_canonical_links_keep_meaningful_differences() -> None:
 
 def test_title_keys_fold_case_accents_and_punctuation_but_skip_short_titles() -> None:
     """Headlines compare by words; three-word titles are too generic to identify a story."""
-    assert title_key("Zelenskyy visits KYIV front-line!") == title_key("zelenskyy visits kyiv front line")
+    assert title_key("Zelenskyy visits KYIV front-line!") == title_key(
+        "zelenskyy visits kyiv front line"
+    )
     assert title_key("Café crème, Élysée talks") == title_key("cafe creme elysee talks")
     assert title_key("Live updates today") is None

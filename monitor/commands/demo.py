@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import threading
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -30,7 +30,11 @@ from monitor.daemon import Daemon
 from monitor.logs import setup_logging
 from monitor.store import open_store
 
-_TYPES = {"rss": "application/rss+xml", "atom": "application/atom+xml", "json": "application/feed+json"}
+_TYPES = {
+    "rss": "application/rss+xml",
+    "atom": "application/atom+xml",
+    "json": "application/feed+json",
+}
 
 
 def _rss(feed: dict[str, Any], now: datetime) -> str:
@@ -127,12 +131,15 @@ def serve_demo_feeds(now: datetime) -> Iterator[str]:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the bundled rules over the bundled feeds and print the alerts."""
     config_file = resources.files("monitor").joinpath("demo_data/demo.yaml")
-    with tempfile.TemporaryDirectory(prefix="news-monitor-demo-") as tmp, serve_demo_feeds(
-        datetime.now(UTC)
-    ) as base:
+    with (
+        tempfile.TemporaryDirectory(prefix="news-monitor-demo-") as tmp,
+        serve_demo_feeds(datetime.now(UTC)) as base,
+    ):
         path = Path(tmp) / "demo.yaml"
         path.write_text(config_file.read_text())
-        config = load_config(path, env={"DEMO_BASE": base, "DEMO_STATE": str(Path(tmp) / "demo.db")})
+        config = load_config(
+            path, env={"DEMO_BASE": base, "DEMO_STATE": str(Path(tmp) / "demo.db")}
+        )
         setup_logging(args.log_format, "warning", config.secrets.mask)
         print(f"news-monitor demo: {len(config.feeds)} sample feeds served at {base}")
         print(f"rules: {', '.join(rule.name for rule in config.rules)}\n")

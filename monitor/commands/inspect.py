@@ -65,7 +65,11 @@ def format_status(report: StatusReport) -> str:
             lines.append(f"    error: {feed.error}")
     lines.append(
         f"Outbox: {report.pending} pending, {report.failed} failed"
-        + (f" (oldest pending since {_when(report.oldest_pending)})" if report.oldest_pending else "")
+        + (
+            f" (oldest pending since {_when(report.oldest_pending)})"
+            if report.oldest_pending
+            else ""
+        )
     )
     for alert_id, target, error in report.failed_deliveries:
         lines.append(f"  failed: alert {alert_id} -> {target}: {error or 'unknown error'}")

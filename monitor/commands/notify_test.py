@@ -19,7 +19,9 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
             known = ", ".join(names) or "none"
             raise ConfigError(f"no target named {args.target!r} (targets: {known})")
         names = [args.target]
-    notifier = Notifier({name: config.targets[name].urls for name in names})
+    notifier = Notifier(
+        {name: config.targets[name].urls for name in names}, secrets=config.secrets.values
+    )
     failed = 0
     for name in names:
         markdown = notifier.wants_markdown(name)

@@ -8,8 +8,8 @@ import sys
 from concurrent.futures import Executor
 from pathlib import Path
 
-from monitor.config import Config
 from monitor.commands.common import config_path, load, on_terminal
+from monitor.config import Config
 from monitor.daemon import Daemon
 from monitor.http import parse_listen
 from monitor.pipeline import PollResult, parse_executor
