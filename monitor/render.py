@@ -241,11 +241,6 @@ def message_title(rule: str, headline: str, *, markdown: bool) -> str:
     return title
 
 
-def _host(url: str) -> str:
-    host = urlsplit(url).hostname or url
-    return host.removeprefix("www.")
-
-
 def _sources(alert: AlertRecord, *, markdown: bool) -> str:
     seen: dict[str, str | None] = {}
     for source in alert.sources:
@@ -277,7 +272,8 @@ def _link_line(alert: AlertRecord, *, markdown: bool) -> str:
     if link is None:
         return ""
     if markdown:
-        return f"Link: [{_escape_inline(_host(link))}]({link})"
+        # The full address as the text too: plain-text renderings of the Markdown keep it.
+        return f"Link: [{_escape_inline(link)}]({link})"
     # Plain text shows the URL as the feed gave it (validated above, not re-encoded).
     return f"Link: {(alert.link or link).strip()}"
 

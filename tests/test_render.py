@@ -85,7 +85,7 @@ def test_alert_carries_every_part(markdown: bool) -> None:
     assert "Matched: bodies, soldiers, NEAR/8 (rule war-dead-repatriation)" in body.splitlines()
     if markdown:
         assert "the **bodies** of 501 **soldiers**" in body
-        assert "Link: [apnews.com](https://apnews.com/article/1)" in body
+        assert "Link: [https://apnews.com/article/1](https://apnews.com/article/1)" in body
     else:
         assert "the «bodies» of 501 «soldiers»" in body
         assert "Link: https://apnews.com/article/1" in body
@@ -150,7 +150,11 @@ def test_long_headline_title_is_cut() -> None:
         ("data:text/html,<script>alert(1)</script>", False, None),
         ("/relative/path", False, None),
         ("https://ex.org/a (b)", True, None),
-        ("https://ex.org/wiki/A_(b)", True, "Link: [ex.org](https://ex.org/wiki/A_%28b%29)"),
+        (
+            "https://ex.org/wiki/A_(b)",
+            True,
+            r"Link: [https://ex.org/wiki/A\_%28b%29](https://ex.org/wiki/A_%28b%29)",
+        ),
         ("https://ex.org/wiki/A_(b)", False, "Link: https://ex.org/wiki/A_(b)"),
     ],
 )
