@@ -21,12 +21,13 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.config import Config, load_config
+from monitor.delivery import deliver_due
 from monitor.errors import ConfigError, ConfigErrors, MonitorError
 from monitor.http import Health, HTTPEndpoint
 from monitor.logs import event
 from monitor.metrics import Metrics
 from monitor.model import FeedForUpdate
-from monitor.pipeline import Clock, PollResult, Runtime, deliver_due, poll_feed, utcnow
+from monitor.pipeline import Clock, PollResult, Runtime, poll_feed, utcnow
 from monitor.store import Store
 
 log = logging.getLogger("monitor")
