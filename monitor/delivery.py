@@ -24,11 +24,6 @@ from monitor.store import Store
 
 log = logging.getLogger("monitor")
 
-# First retry of a failed delivery; doubles per attempt up to the cap.
-DELIVERY_RETRY_BASE = timedelta(seconds=30)
-DELIVERY_RETRY_CAP = timedelta(hours=1)
-
-
 async def deliver(
     runtime: Runtime,
     store: Store,
@@ -69,7 +64,8 @@ async def deliver(
     elif moment - delivery.created_at >= retry_for:
         outcome = DeliveryOutcome(delivery.id, moment, DeliveryState.FAILED, error=error)
     else:
-        delay = min(DELIVERY_RETRY_BASE * 2 ** min(attempts - 1, 20), DELIVERY_RETRY_CAP)
+        policy = runtime.config.delivery
+        delay = min(policy.retry_initial * 2 ** min(attempts - 1, 20), policy.retry_max)
         delay = delay * runtime.rng.uniform(0.8, 1.2)
         outcome = DeliveryOutcome(
             delivery.id, moment, DeliveryState.PENDING, error=error, next_attempt=moment + delay

@@ -232,6 +232,9 @@ class Delivery(Settings):
     """The outbox (SPEC §5)."""
 
     retry_for: Duration = timedelta(hours=24)
+    # The first retry waits retry_initial; each further one doubles, up to retry_max.
+    retry_initial: Duration = timedelta(seconds=30)
+    retry_max: Duration = timedelta(hours=1)
     max_age: Duration = timedelta(days=3)
     story_window: Duration = timedelta(hours=24)
     workers: int = Field(default=4, ge=1, le=256)
