@@ -44,7 +44,9 @@ class Expansion:
     """One string after substitution, and what went into it."""
 
     value: str
-    variables: tuple[tuple[str, str], ...]  # (name, substituted value), env or default
+    # (name, substituted value) for values read from the environment; defaults written
+    # in the file are no secret (the file shows them) and are not listed.
+    variables: tuple[tuple[str, str], ...]
     missing: tuple[str, ...]  # referenced, unset and without default
     malformed: str | None  # the bad ``${...}`` text, if any
 
@@ -68,7 +70,7 @@ def expand(text: str, env: Mapping[str, str]) -> Expansion:
         name, default = parsed.group("name"), parsed.group("default")
         value = env.get(name)
         if default is not None and not value:
-            value = default
+            return default
         if value is None:
             missing.append(name)
             return ""
