@@ -450,6 +450,24 @@ def render_digest(
     return RenderedMessage(title, "\n\n".join(blocks))
 
 
+def render_health(alert: AlertRecord, *, markdown: bool) -> RenderedMessage:
+    """Render a health alert about a feed or target (SPEC §5).
+
+    Health alerts are stored like rule alerts (so they share the durable
+    outbox); their headline says what happened and their summary the details.
+    The title is ``[news-monitor] headline``; no excerpt, no "why it matched".
+    """
+    title = message_title("news-monitor", _headline(alert), markdown=markdown)
+    headline = _headline(alert)
+    lines = [f"**{_escape_inline(headline)}**" if markdown else headline]
+    details = _one_line(alert.summary)
+    if details:
+        lines.append(_escape_line_starts(_escape_inline(details)) if markdown else details)
+    noted = f"Noted: {utc_text(alert.created_at)}"
+    lines.append(_escape_inline(noted) if markdown else noted)
+    return RenderedMessage(title, "\n".join(lines))
+
+
 def render_test_message() -> RenderedMessage:
     """The message ``notify-test`` sends: proves a target accepts what we send.
 

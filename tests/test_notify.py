@@ -162,7 +162,7 @@ def test_slack_payload_reaches_the_webhook_boundary(
     assert attachment["title"] == message.title
     # Slack mrkdwn: single-asterisk bold and <url|text> links, "<" never raw.
     assert "*bodies*" in attachment["text"]
-    assert "<https://apnews.com/article/1|apnews.com>" in attachment["text"]
+    assert "<https://apnews.com/article/1|https://apnews.com/article/1>" in attachment["text"]
     assert "<script" not in attachment["text"]
     assert "TIiajkdnlazkcOXrIdevi7" not in " ".join(notifier.describe("desk-slack"))
 

@@ -106,8 +106,38 @@ _V1 = (
     "CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at)",
 )
 
+# Issue 4: target pauses (HTTP 429, rate limit), target and feed health, the
+# send log behind per-target rate limits, and batches (digest, quiet hours).
+_V2 = (
+    """
+    CREATE TABLE targets (
+        name               TEXT PRIMARY KEY,  -- as configured under targets:
+        paused_until       TEXT,              -- nothing is sent before this time
+        pause_reason       TEXT,              -- why: the target's 429, or our rate limit
+        failing_since      TEXT,              -- first failed attempt of the current streak
+        last_error         TEXT,
+        health_alert_since TEXT               -- failing_since of the streak a health alert named
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE sends (
+        id      INTEGER PRIMARY KEY,
+        target  TEXT NOT NULL,
+        sent_at TEXT NOT NULL                 -- one row per message sent (rate limits)
+    )
+    """,
+    "CREATE INDEX sends_target ON sends (target, sent_at)",
+    # NULL: sent on its own; 'digest:RULE' or 'quiet': sent with its batch as one message.
+    "ALTER TABLE deliveries ADD COLUMN batch TEXT",
+    "CREATE INDEX deliveries_batch ON deliveries (target, batch) WHERE state = 'pending'",
+    "ALTER TABLE feeds ADD COLUMN failing_since TEXT",
+    "ALTER TABLE feeds ADD COLUMN health_alert_since TEXT",
+    # The start of a streak already under way is not known; its last fetch is the best bound.
+    "UPDATE feeds SET failing_since = last_fetch WHERE error_streak > 0",
+)
+
 # Append new migrations here; the schema version is the length of this tuple.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -43,8 +43,15 @@ from monitor.model import (
     StatusReport,
     StoreLookup,
 )
-from monitor.store import sqlite_feeds, sqlite_outbox
-from monitor.store.base import Store
+from monitor.store import sqlite_feeds, sqlite_outbox, sqlite_targets
+from monitor.store.base import (
+    FeedHealth,
+    HealthNotice,
+    MessageOutcome,
+    QueuedDelivery,
+    Store,
+    TargetState,
+)
 from monitor.store.migrations import migrate
 from monitor.store.sqlite_codec import ts
 
@@ -161,6 +168,58 @@ class SQLiteStore:
         """
         with self._transaction(write=True) as conn:
             sqlite_outbox.record(conn, outcome)
+
+    def due_deliveries(self, now: datetime, limit: int) -> list[QueuedDelivery]:
+        """Up to ``limit`` pending deliveries due at ``now``, oldest first; paused targets' not."""
+        with self._transaction() as conn:
+            return sqlite_outbox.due_deliveries(conn, now, limit)
+
+    def batch_members(self, target: str, batch: str) -> list[QueuedDelivery]:
+        """Every pending delivery of ``batch`` for ``target``, due or not, oldest first."""
+        with self._transaction() as conn:
+            return sqlite_outbox.batch_members(conn, target, batch)
+
+    def hold(self, ids: Sequence[int], batch: str, until: datetime) -> datetime:
+        """Put these pending deliveries of one target in ``batch``; return its due time.
+
+        They take the due time of the batch's other pending members, or ``until``
+        when there are none. Raises ValueError for deliveries of several targets.
+        """
+        with self._transaction(write=True) as conn:
+            return sqlite_outbox.hold(conn, ids, batch, until)
+
+    def record_message(self, outcome: MessageOutcome) -> None:
+        """Record one message's outcome, its deliveries and its target's state, atomically.
+
+        Send-log entries older than 31 days are forgotten as new ones are written.
+        """
+        with self._transaction(write=True) as conn:
+            sqlite_targets.record_message(conn, outcome)
+
+    def pause_target(self, name: str, until: datetime, reason: str) -> None:
+        """Send nothing to target ``name`` before ``until``."""
+        with self._transaction(write=True) as conn:
+            sqlite_targets.pause_target(conn, name, until, reason)
+
+    def target_states(self) -> dict[str, TargetState]:
+        """Every target the store has state for, by name."""
+        with self._transaction() as conn:
+            return sqlite_targets.target_states(conn)
+
+    def sends_since(self, target: str, since: datetime) -> list[datetime]:
+        """When messages went to ``target`` at or after ``since``, oldest first."""
+        with self._transaction() as conn:
+            return sqlite_targets.sends_since(conn, target, since)
+
+    def feed_health(self, urls: Sequence[str]) -> list[FeedHealth]:
+        """Those of these feeds failing now, or alerted about, in URL order."""
+        with self._transaction() as conn:
+            return sqlite_targets.feed_health(conn, urls)
+
+    def queue_health(self, notice: HealthNotice, now: datetime) -> bool:
+        """Queue a health alert and remember its streak, atomically; False if queued before."""
+        with self._transaction(write=True) as conn:
+            return sqlite_targets.queue_health(conn, notice, now)
 
     def status(self, recent: int = 10) -> StatusReport:
         """Every feed (by URL), outbox counts, and the ``recent`` latest alerts and failures.

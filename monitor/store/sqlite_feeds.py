@@ -12,7 +12,14 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from monitor.model import FeedForUpdate, FeedStatus, FeedUpdateIntent, StoreLookup, StoryRef
+from monitor.model import (
+    AlertIntent,
+    FeedForUpdate,
+    FeedStatus,
+    FeedUpdateIntent,
+    StoreLookup,
+    StoryRef,
+)
 from monitor.store.sqlite_codec import dt_opt, feed_row, hits_json, json_list, ts, ts_opt
 
 
@@ -133,29 +140,45 @@ def apply(conn: sqlite3.Connection, intent: FeedUpdateIntent) -> None:
         [(key, intent.url, s.story, now) for s in intent.seen for key in s.keys],
     )
     for alert in intent.alerts:
-        cursor = conn.execute(
-            "INSERT INTO alerts (rule, story, title, link, published, summary, terms, hits,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rule, story) DO NOTHING",
-            (
-                alert.rule,
-                alert.story,
-                alert.title,
-                alert.link,
-                ts_opt(alert.published),
-                alert.summary,
-                json_list(alert.terms),
-                hits_json(alert.hits),
-                now,
-            ),
+        insert_alert(conn, alert, now)
+    add_sources(conn, [(s.rule, s.story, s.feed, s.feed_url, s.link) for s in intent.sources])
+
+
+def insert_alert(conn: sqlite3.Connection, alert: AlertIntent, now: str) -> bool:
+    """Insert ``alert`` with one pending delivery per target, unless (rule, story) exists.
+
+    Either way its feed becomes a source. Returns whether the alert is new.
+    """
+    cursor = conn.execute(
+        "INSERT INTO alerts (rule, story, title, link, published, summary, terms, hits,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rule, story) DO NOTHING",
+        (
+            alert.rule,
+            alert.story,
+            alert.title,
+            alert.link,
+            ts_opt(alert.published),
+            alert.summary,
+            json_list(alert.terms),
+            hits_json(alert.hits),
+            now,
+        ),
+    )
+    new = cursor.rowcount == 1
+    if new:  # a new alert: queue it in the same transaction (SPEC §5)
+        conn.executemany(
+            "INSERT INTO deliveries (alert_id, target, created_at, next_attempt_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (alert_id, target) DO NOTHING",
+            [(cursor.lastrowid, target, now, now) for target in alert.targets],
         )
-        if cursor.rowcount == 1:  # a new alert: queue it in the same transaction (SPEC §5)
-            conn.executemany(
-                "INSERT INTO deliveries (alert_id, target, created_at, next_attempt_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (alert_id, target) DO NOTHING",
-                [(cursor.lastrowid, target, now, now) for target in alert.targets],
-            )
-    sources = [(a.rule, a.story, a.feed, a.feed_url, a.link) for a in intent.alerts]
-    sources += [(s.rule, s.story, s.feed, s.feed_url, s.link) for s in intent.sources]
+    add_sources(conn, [(alert.rule, alert.story, alert.feed, alert.feed_url, alert.link)])
+    return new
+
+
+def add_sources(
+    conn: sqlite3.Connection, sources: Sequence[tuple[str, str, str, str, str | None]]
+) -> None:
+    """Add (rule, story, feed, feed_url, link) sources to existing alerts, once per feed URL."""
     conn.executemany(
         "INSERT INTO alert_sources (alert_id, feed, feed_url, link)"
         " SELECT id, ?3, ?4, ?5 FROM alerts WHERE rule = ?1 AND story = ?2"
@@ -178,6 +201,7 @@ UPDATE feeds SET
     error_streak = :error_streak,
     last_fetch = :now,
     last_success = iif(:success, :now, last_success),
+    failing_since = iif(:error_streak > 0, coalesce(failing_since, :now), NULL),
     next_due = :next_due
 WHERE url = :url
 """

@@ -7,8 +7,9 @@ opened; none commits.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from monitor.model import (
     AlertRecord,
@@ -21,6 +22,7 @@ from monitor.model import (
     Source,
     StatusReport,
 )
+from monitor.store.base import QueuedDelivery
 from monitor.store.sqlite_codec import (
     dt,
     dt_opt,
@@ -47,6 +49,73 @@ def pending_deliveries(
         )
         for row in rows
     ]
+
+
+def _queued(conn: sqlite3.Connection, rows: list[Any]) -> list[QueuedDelivery]:
+    alerts = alert_records(conn, {row[4] for row in rows})
+    return [
+        QueuedDelivery(
+            PendingDelivery(
+                id=row[0],
+                target=row[1],
+                attempts=row[2],
+                created_at=dt(row[3]),
+                alert=alerts[row[4]],
+            ),
+            batch=row[5],
+            due=dt(row[6]),
+        )
+        for row in rows
+    ]
+
+
+def due_deliveries(conn: sqlite3.Connection, now: datetime, limit: int) -> list[QueuedDelivery]:
+    """See :meth:`monitor.store.base.Store.due_deliveries`."""
+    moment = ts(now)
+    rows = conn.execute(
+        "SELECT id, target, attempts, created_at, alert_id, batch, next_attempt_at"
+        " FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?1"
+        " AND target NOT IN (SELECT name FROM targets WHERE paused_until > ?1)"
+        " ORDER BY created_at, id LIMIT ?2",
+        (moment, limit),
+    ).fetchall()
+    return _queued(conn, rows)
+
+
+def batch_members(conn: sqlite3.Connection, target: str, batch: str) -> list[QueuedDelivery]:
+    """See :meth:`monitor.store.base.Store.batch_members`."""
+    rows = conn.execute(
+        "SELECT id, target, attempts, created_at, alert_id, batch, next_attempt_at"
+        " FROM deliveries WHERE state = 'pending' AND target = ? AND batch = ?"
+        " ORDER BY created_at, id",
+        (target, batch),
+    ).fetchall()
+    return _queued(conn, rows)
+
+
+def hold(conn: sqlite3.Connection, ids: Sequence[int], batch: str, until: datetime) -> datetime:
+    """See :meth:`monitor.store.base.Store.hold`."""
+    wanted = json_list(ids)
+    targets = conn.execute(
+        "SELECT DISTINCT target FROM deliveries WHERE id IN (SELECT value FROM json_each(?))",
+        (wanted,),
+    ).fetchall()
+    if len(targets) > 1:
+        raise ValueError("hold: deliveries of one target at a time")
+    if not targets:
+        return until
+    (due,) = conn.execute(
+        "SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND target = ?"
+        " AND batch = ? AND id NOT IN (SELECT value FROM json_each(?))",
+        (targets[0][0], batch, wanted),
+    ).fetchone()
+    release = due or ts(until)
+    conn.execute(
+        "UPDATE deliveries SET batch = ?, next_attempt_at = ?"
+        " WHERE state = 'pending' AND id IN (SELECT value FROM json_each(?))",
+        (batch, release, wanted),
+    )
+    return dt(release)
 
 
 def next_delivery_due(conn: sqlite3.Connection) -> datetime | None:
