@@ -4,6 +4,40 @@ Old state, the fetch outcome, what the store already knows and ``now`` go in;
 a :class:`~monitor.model.FeedUpdateIntent` comes out (after lemon24/reader's
 ``Decider``). Nothing here performs I/O or reads the clock; randomness (for
 jitter) is a parameter, so tests pin it.
+
+When a new entry stays silent (SPEC §5, "no flood"; issue 4):
+
+- **First fetch.** Entries present the first time a feed is fetched are
+  recorded without alerting, unless ``backfill`` is set on the feed or rule.
+- **Too old.** An entry published before ``now - max_age`` never alerts.
+- **Archive.** An entry published more than ``archive_grace`` (by default a
+  third of ``max_age``: one day at the default three days) before the feed's
+  *previous successful fetch* is being republished: the feed could have
+  shown it then and did not. A feed that suddenly publishes its archive (a
+  CMS migration, a "load more" page served as the feed) is recorded without
+  alerting. The grace lets through entries that appear late
+  with their original date (embargoes, syndication delays, feeds that publish
+  with the drafting time). Measuring from the previous fetch rather than
+  ``now`` keeps a feed that was down or unpolled for days from losing what it
+  published meanwhile; ``max_age`` still bounds that. The grace follows
+  ``max_age`` because an operator who widens ``max_age`` (slow sources, or
+  none at all with a huge value) has said older entries are still news.
+- **Re-issue.** A new entry (unseen id) whose story the store already knows
+  adds itself as a source where its rules alerted, and raises no alert of its
+  own when it is a re-issue: undated, or published at or before the feed's
+  previous successful fetch (so the feed or its sources could have shown it
+  then). This is guid churn after a silent first fetch: without it, a feed
+  recorded silently that re-issues every entry under new guids would alert
+  them all. A known story still alerts a rule that has not alerted on it
+  when the entry is newer than the previous fetch (the story reached a feed
+  in that rule's scope). The store cannot yet say whether *this* feed
+  recorded the story (``StoryRef`` carries no such flag), which would make
+  this exact; until then the publication date stands in.
+- **Undated entries** get no burst heuristic. Feed order is not reliable
+  (some feeds append oldest-first), so any "too many new entries at once"
+  cut-off would drop real news, the worse failure for users who must not
+  miss a story. A republished archive of undated entries is still caught when
+  its entries keep their ids, links or headlines (seen ids, story keys).
 """
 
 from __future__ import annotations
@@ -57,6 +91,9 @@ class FeedSpec:
     max_backoff: timedelta = timedelta(hours=6)
     max_age: timedelta = timedelta(days=3)
     story_window: timedelta = timedelta(hours=24)
+    # Entries dated this long before the previous successful fetch are archive (module
+    # doc); None means a third of max_age.
+    archive_grace: timedelta | None = None
 
     def label(self, feed_title: str | None) -> str:
         """The name alerts show for this feed."""
@@ -133,6 +170,37 @@ def decide_unchanged(
     )
 
 
+def too_old(
+    published: datetime | None,
+    previous_success: datetime | None,
+    spec: FeedSpec,
+    now: datetime,
+) -> bool:
+    """Whether a new entry is too old to alert: beyond ``max_age``, or archive (module doc).
+
+    Undated entries are never too old: there is nothing sound to judge them by.
+    """
+    if published is None:
+        return False
+    if published < now - spec.max_age:
+        return True
+    if previous_success is None:
+        return False
+    grace = spec.archive_grace if spec.archive_grace is not None else spec.max_age / 3
+    return published < previous_success - grace
+
+
+def reissued(published: datetime | None, previous_success: datetime | None) -> bool:
+    """Whether a new entry of an already known story is that story re-issued, not news.
+
+    True when it is undated, or dated at or before the feed's previous
+    successful fetch (module doc, "Re-issue").
+    """
+    if published is None:
+        return True
+    return previous_success is not None and published <= previous_success
+
+
 def lookup_keys(entries: Sequence[Entry]) -> tuple[list[str], list[str], list[str]]:
     """The entry ids, link keys and title keys to ask the store about."""
     ids: list[str] = []
@@ -163,11 +231,11 @@ def decide_entries(
     story (by link or title) already alerted for a rule only adds itself as a
     source of that alert. Entries present on a feed's first successful fetch
     are recorded without alerting unless ``backfill`` is set on the feed or
-    rule, and entries older than ``max_age`` never alert (SPEC §5).
+    rule; entries older than ``max_age``, archive entries and re-issues of
+    known stories never alert (SPEC §5; the module doc says why each).
     """
     first_fetch = feed.last_success is None
     label = spec.label(parsed.title)
-    oldest = now - spec.max_age
     stories = {key: ref.story for key, ref in lookup.stories.items()}
     alerted: dict[str, set[str]] = {}
     for ref in lookup.stories.values():
@@ -185,10 +253,12 @@ def decide_entries(
         keys = link_keys + title_keys
         known = next((stories[k] for k in keys if k in stories), None)
         story = known or (keys[0] if keys else f"entry:{feed.url}#{entry.id}")
+        # Known to the store (not merely earlier in this batch): a re-issue cannot alert.
+        stored = any(k in lookup.stories for k in keys)
         for key in keys:
             stories.setdefault(key, story)
         seen.append(SeenIntent(entry.id, story, keys, entry.title, entry.link, entry.published))
-        if entry.published is not None and entry.published < oldest:
+        if too_old(entry.published, feed.last_success, spec, now):
             continue
         for result in match(entry):
             rule = rules.get(result.rule)
@@ -199,6 +269,8 @@ def decide_entries(
             done = alerted.setdefault(story, set())
             if rule.name in done:
                 sources.append(SourceIntent(rule.name, story, label, feed.url, entry.link))
+                continue
+            if stored and reissued(entry.published, feed.last_success):
                 continue
             done.add(rule.name)
             alerts.append(

@@ -153,6 +153,10 @@ def _instantiate(url: str, asset: apprise.AppriseAsset) -> tuple[Any, str | None
     """An Apprise service for ``url``, or None and why not (masked)."""
     service = apprise.Apprise.instantiate(url, asset=asset)
     if service is not None:
+        # Apprise sleeps up to 5.5 s between two messages to one service; the outbox
+        # paces targets itself (rate_limit, 429 pauses), and the sleep would stall a
+        # whole delivery round behind one slow target.
+        service.request_rate_per_sec = 0
         return service, None
     scheme, sep, _ = url.partition("://")
     scheme = scheme.lower() if sep else ""

@@ -14,6 +14,8 @@ from monitor.decide import (
     decide_entries,
     decide_failure,
     decide_unchanged,
+    reissued,
+    too_old,
 )
 from monitor.errors import FetchError, HTTPStatusError
 from monitor.model import (
@@ -162,10 +164,112 @@ def test_story_already_alerted_adds_a_source_instead_of_alerting() -> None:
 
 
 def test_known_story_alerts_for_a_rule_that_has_not_alerted_yet() -> None:
-    """A known story still alerts for a rule that never alerted on it."""
-    e = entry("g", "drone attack on port", "https://a.example/x")
+    """A known story newer than the feed's previous fetch alerts a rule that never alerted on it."""
+    e = entry("g", "drone attack on port", "https://a.example/x", age=timedelta(minutes=5))
     lookup = StoreLookup(frozenset(), {story_keys(e)[0][0]: StoryRef("s", frozenset({"other"}))})
     assert [a.story for a in decide([e], lookup).alerts] == ["s"]
+
+
+@pytest.mark.parametrize(
+    ("age", "expected"),
+    [
+        (timedelta(minutes=5), 1),  # published after the previous fetch: news
+        (timedelta(minutes=10), 0),  # exactly at the previous fetch: could have been shown
+        (timedelta(hours=1), 0),  # before it: a re-issue under a new guid
+        (None, 0),  # undated: nothing says it is news
+    ],
+)
+def test_reissue_of_a_known_story_that_never_alerted_stays_silent(
+    age: timedelta | None, expected: int
+) -> None:
+    """Guid churn after a silent first fetch: a known, unalerted story alerts only if newer."""
+    e = entry("new-guid", "drone attack on port", "https://a.example/x")
+    if age is None:
+        e = Entry(e.id, e.title, e.summary, "", e.link, None)
+    else:
+        e = entry("new-guid", "drone attack on port", "https://a.example/x", age=age)
+    lookup = StoreLookup(frozenset(), {story_keys(e)[1][0]: StoryRef("s", frozenset())})
+    intent = decide([e], lookup)
+    assert len(intent.alerts) == expected
+    assert [s.story for s in intent.seen] == ["s"] and intent.sources == ()
+
+
+def test_story_first_seen_in_this_batch_is_not_a_reissue() -> None:
+    """Two new entries of one story in one poll: the second can alert a rule the first missed."""
+    first = entry("1", "Port attack in the night", "https://a.example/x", age=timedelta(hours=2))
+    second = entry("2", "drone attack on port", "https://a.example/x", age=timedelta(hours=2))
+    intent = decide([first, second])
+    assert [(a.title, a.story) for a in intent.alerts] == [
+        ("drone attack on port", intent.seen[0].story)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("published_ago", "previous_ago", "old"),
+    [
+        # (published before now, previous successful fetch before now, too old?)
+        (timedelta(hours=1), timedelta(minutes=10), False),  # fresh
+        (timedelta(hours=23), timedelta(minutes=10), False),  # late, within the grace
+        (timedelta(hours=25), timedelta(minutes=10), True),  # archive: a day before last fetch
+        (timedelta(days=2, hours=23), timedelta(days=2), False),  # feed was down for two days
+        (timedelta(days=3, hours=1), timedelta(days=3), True),  # beyond max_age all the same
+        (timedelta(days=2), None, False),  # first fetch: only max_age applies
+        (timedelta(days=3, seconds=1), None, True),
+        (None, timedelta(minutes=10), False),  # undated: never judged by age
+    ],
+)
+def test_too_old_covers_max_age_and_republished_archives(
+    published_ago: timedelta | None, previous_ago: timedelta | None, old: bool
+) -> None:
+    """Entries older than max_age, or dated a day before the previous fetch, are too old."""
+    published = NOW - published_ago if published_ago is not None else None
+    previous = NOW - previous_ago if previous_ago is not None else None
+    assert too_old(published, previous, SPEC, NOW) is old
+
+
+@pytest.mark.parametrize(
+    ("published_ago", "previous_ago", "expected"),
+    [
+        (timedelta(minutes=5), timedelta(minutes=10), False),
+        (timedelta(minutes=10), timedelta(minutes=10), True),
+        (timedelta(hours=2), timedelta(minutes=10), True),
+        (timedelta(hours=2), None, False),  # first fetch with backfill: nothing to compare
+        (None, timedelta(minutes=10), True),
+        (None, None, True),
+    ],
+)
+def test_reissued_compares_with_the_previous_fetch(
+    published_ago: timedelta | None, previous_ago: timedelta | None, expected: bool
+) -> None:
+    """A known story's new entry is a re-issue when undated or dated before the previous fetch."""
+    published = NOW - published_ago if published_ago is not None else None
+    previous = NOW - previous_ago if previous_ago is not None else None
+    assert reissued(published, previous) is expected
+
+
+def test_republished_archive_is_recorded_without_alerting() -> None:
+    """A feed dumping 300 dated archive entries alerts only its genuinely new entry."""
+    archive = [
+        entry(f"a{n}", f"drone archive story number {n}", f"https://a.example/a/{n}", age=age)
+        for n, age in enumerate(timedelta(hours=26 + n) for n in range(300))
+    ]
+    fresh = entry("new", "drone strike reported this morning", "https://a.example/new")
+    intent = decide([fresh, *archive])
+    assert len(intent.seen) == 301
+    assert [a.title for a in intent.alerts] == ["drone strike reported this morning"]
+
+
+def test_archive_grace_is_a_feed_policy_following_max_age() -> None:
+    """A longer archive_grace, or a wider max_age (a third of it), lets older late entries in."""
+    late = entry("1", "drone late story arrives", "https://a.example/l", age=timedelta(hours=30))
+    assert decide([late]).alerts == ()
+    relaxed = FeedSpec(SPEC.url, "A", SPEC.interval, (RULE,), archive_grace=timedelta(days=2))
+    assert len(decide([late], spec=relaxed).alerts) == 1
+    wide = FeedSpec(SPEC.url, "A", SPEC.interval, (RULE,), max_age=timedelta(days=9))
+    assert len(decide([late], spec=wide).alerts) == 1
+    strict = FeedSpec(SPEC.url, "A", SPEC.interval, (RULE,), max_age=timedelta(days=9),
+                      archive_grace=timedelta(hours=1))  # fmt: skip
+    assert decide([late], spec=strict).alerts == ()
 
 
 def test_rules_outside_the_feed_scope_do_not_alert() -> None:
