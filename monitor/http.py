@@ -29,6 +29,50 @@ class Health:
     details: dict[str, object]
 
 
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """What the daemon knows about its own progress, in ``time.monotonic()`` seconds."""
+
+    now: float
+    last_tick: float  # the scheduler's last tick
+    round_started: float | None  # the delivery round in flight, if any
+    last_progress: float  # the last delivery attempt that finished
+    last_round_end: float  # the last delivery round that finished
+    stopping: bool
+    polls_in_flight: int = 0
+
+
+def judge_health(state: Liveness, *, stall_after: float, tick_grace: float) -> Health:
+    """Healthy while the scheduler ticks and the delivery worker makes progress (issue 6).
+
+    A delivery round in flight makes progress while delivery attempts keep
+    finishing; one that has finished none for ``stall_after`` seconds (a target
+    holding its answer, a hung thread) is a stall. Between rounds, a worker
+    that has not run for ``stall_after`` (and ``tick_grace``) is not running.
+    """
+    tick_age = state.now - state.last_tick
+    round_age = state.now - state.last_round_end
+    details: dict[str, object] = {
+        "last_tick_seconds_ago": round(tick_age, 1),
+        "last_delivery_round_seconds_ago": round(round_age, 1),
+        "stall_after_seconds": stall_after,
+        "polls_in_flight": state.polls_in_flight,
+    }
+    if state.stopping:
+        return Health(False, "shutting down", details)
+    if tick_age > tick_grace:
+        return Health(False, f"scheduler has not ticked for {tick_age:.0f}s", details)
+    if state.round_started is not None:
+        quiet = state.now - max(state.round_started, state.last_progress)
+        details["delivery_round_seconds"] = round(state.now - state.round_started, 1)
+        if quiet > stall_after:
+            reason = f"delivery stalled: no delivery attempt finished for {quiet:.0f}s"
+            return Health(False, reason, details)
+    elif round_age > max(stall_after, tick_grace):
+        return Health(False, f"delivery worker has not run for {round_age:.0f}s", details)
+    return Health(True, "polling and delivering", details)
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     """``HOST:PORT``, ``:PORT`` or ``PORT`` -> (host, port); the host defaults to loopback."""
     host, _, port = value.rpartition(":")
@@ -70,7 +114,9 @@ class HTTPEndpoint:
                 while (await reader.readline()).strip():
                     pass  # headers are not needed
             method, path, *_ = request.decode("latin-1").split() or ["", ""]
-            status, content_type, body = self._route(method, path.split("?")[0])
+            # HEAD answers like GET without the body, for checkers that only look at the status.
+            get = "GET" if method == "HEAD" else method
+            status, content_type, body = self._route(get, path.split("?")[0])
         except (TimeoutError, ValueError, ConnectionError):
             writer.close()
             return
@@ -79,13 +125,13 @@ class HTTPEndpoint:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         )
         with contextlib.suppress(ConnectionError):
-            writer.write(head.encode() + body)
+            writer.write(head.encode() + (b"" if method == "HEAD" else body))
             await writer.drain()
         writer.close()
 
     def _route(self, method: str, path: str) -> tuple[str, str, bytes]:
         if method != "GET":
-            return "405 Method Not Allowed", "text/plain", b"GET only\n"
+            return "405 Method Not Allowed", "text/plain", b"GET or HEAD only\n"
         if path == "/healthz":
             health = self._health()
             doc: dict[str, object] = {"status": "ok" if health.ok else "unhealthy"}

@@ -81,17 +81,44 @@ def _no_mask(text: str) -> str:
     return text
 
 
+class _Mask:
+    """The secret mask every formatter applies last; a reload swaps what it hides."""
+
+    def __init__(self, mask: Callable[[str], str]) -> None:
+        self.mask = mask
+
+    def __call__(self, text: str) -> str:
+        return self.mask(text)
+
+
+_current_mask = _Mask(_no_mask)
+
+
 def setup_logging(
     fmt: str = "text", level: str = "info", mask: Callable[[str], str] = _no_mask
 ) -> None:
     """Send logs to standard error in ``fmt`` ("text" or "json"), masking secrets."""
+    _current_mask.mask = mask
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JSONFormatter(mask) if fmt == "json" else TextFormatter(mask))
+    formatter = JSONFormatter(_current_mask) if fmt == "json" else TextFormatter(_current_mask)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Python warnings become log events too, so JSON output stays one object per line.
+    logging.captureWarnings(True)
     # Libraries speak only when something is wrong; their INFO lines would repeat ours.
     for noisy in ("httpx", "httpcore", "apscheduler", "apprise", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def reconfigure_logging(level: str, mask: Callable[[str], str]) -> None:
+    """Apply a reloaded configuration's ``log_level`` and secret mask to the running logs.
+
+    ``mask`` should hide the old secrets as well as the new ones: work started
+    under the old configuration may still log (see ``Daemon.reload``).
+    """
+    _current_mask.mask = mask
+    logging.getLogger().setLevel(level.upper())

@@ -11,7 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from monitor.commands.common import config_path, load
+from monitor.commands.common import config_path, load, on_terminal
+from monitor.commands.progress import with_spinner
 from monitor.errors import ConfigError, FeedError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher, compile_matcher
@@ -57,7 +58,7 @@ def _entries(args: argparse.Namespace) -> list[Entry]:
     if args.text is not None:
         text = html_to_text(args.text)
         return [Entry(id="text", title="", summary=text, content="", link=None, published=None)]
-    parsed = _from_file(Path(args.file)) if args.file else asyncio.run(_from_url(args.url))
+    parsed = _from_file(Path(args.file)) if args.file else asyncio.run(_fetch_parse(args.url))
     for warning in parsed.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return list(parsed.entries)
@@ -69,6 +70,13 @@ def _from_file(path: Path) -> ParsedFeed:
     except OSError as exc:
         raise FeedError(f"cannot read {path}: {exc.strerror}") from exc
     return parse_feed(body, {}, path.resolve().as_uri())
+
+
+async def _fetch_parse(url: str) -> ParsedFeed:
+    # A slow feed shows a spinner on a terminal, and nothing when piped (SPEC §2).
+    if on_terminal():
+        return await with_spinner(f"fetching {url}", _from_url(url))
+    return await _from_url(url)
 
 
 async def _from_url(url: str) -> ParsedFeed:

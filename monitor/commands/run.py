@@ -4,37 +4,88 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import multiprocessing.forkserver
+import os
+import signal
 import sys
-from concurrent.futures import Executor
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from monitor.commands.common import config_path, load, on_terminal
-from monitor.config import Config
+from monitor.commands.progress import ProgressBar
 from monitor.daemon import Daemon
 from monitor.http import parse_listen
 from monitor.pipeline import PollResult, parse_executor
-from monitor.store import Store, open_store
+from monitor.store import open_store
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon, or one pass with ``--once``."""
     config = load(args)
+    listen = None if args.once else (args.http or config.http)
+    address = parse_listen(listen) if listen else None
     store = open_store(config.state)
+    _start_forkserver_deaf_to_ctrl_c()
     executor = parse_executor()
+    daemon = Daemon(config, store, executor=executor)
     try:
-        return asyncio.run(_run(args, config_path(args), store, executor, config))
+        code = _run_loop(_run(args, config_path(args), daemon, address), daemon)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
         store.close()
+    if daemon.abandoned:
+        # A delivery still runs in a worker thread that cannot be interrupted; waiting for
+        # it would break the shutdown bound. Its outcome was never recorded, so it stays
+        # pending in the (closed, consistent) store and goes out on the next run (SPEC §5).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _start_forkserver_deaf_to_ctrl_c() -> None:
+    """Start the parse pool's fork server with SIGINT ignored, which its workers inherit.
+
+    Ctrl-C on a terminal signals the whole process group: the daemon handles it
+    (a clean stop), but the parse workers would die printing KeyboardInterrupt
+    tracebacks into the log. A process started with SIGINT ignored keeps it so.
+    """
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_loop(main: Coroutine[Any, Any, int], daemon: Daemon) -> int:
+    """``asyncio.run``, except that an abandoned delivery thread is not waited for."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            if not daemon.abandoned:
+                loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 async def _run(
-    args: argparse.Namespace, path: Path, store: Store, executor: Executor, config: Config
+    args: argparse.Namespace, path: Path, daemon: Daemon, address: tuple[str, int] | None
 ) -> int:
-    daemon = Daemon(config, store, executor=executor)
     if not args.once:
-        listen = args.http or config.http
-        await daemon.run_forever(path, parse_listen(listen) if listen else None)
+        await daemon.run_forever(path, address)
         return 0
     progress = _Progress(len(daemon.feed_urls)) if on_terminal() else None
     try:
@@ -47,18 +98,15 @@ async def _run(
 
 
 class _Progress:
-    """A one-line progress counter on a terminal, for long ``run --once`` passes."""
+    """A progress bar over the feeds of a ``run --once`` pass, on a terminal only."""
 
     def __init__(self, total: int) -> None:
-        self.total = total
-        self.count = 0
+        self.bar = ProgressBar("polling", total, unit="feeds")
         self.errors = 0
 
     def __call__(self, result: PollResult) -> None:
-        self.count += 1
         self.errors += result.intent.status in ("error", "gone")
-        sys.stderr.write(f"\rpolled {self.count}/{self.total} feeds, {self.errors} failed ")
-        sys.stderr.flush()
+        self.bar.advance(note=f"{self.errors} failed" if self.errors else "")
 
     def done(self) -> None:
-        sys.stderr.write("\n")
+        self.bar.close()

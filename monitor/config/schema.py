@@ -246,6 +246,8 @@ class Health(Settings):
     feed_failing_after: Duration = timedelta(hours=6)
     target_failing_after: Duration = timedelta(minutes=30)
     notify: Names = ()
+    # /healthz answers 503 when a delivery round has made no progress for this long (issue 6).
+    stall_after: Duration = timedelta(minutes=2)
 
 
 def _state(value: str) -> str:
