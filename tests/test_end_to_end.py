@@ -1,4 +1,4 @@
-"""End to end: the real ``news-monitor run --once`` as a subprocess, real feed bytes, real receivers.
+"""End to end: the real ``news-monitor run --once`` subprocess, real feed bytes, receivers.
 
 Feeds are captured NPR pages from ``../shared/realfeeds`` served by a local
 HTTP server; alerts go over ``json://``, ``ntfy://`` and ``mailto://`` to
