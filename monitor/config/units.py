@@ -40,6 +40,9 @@ _NUMBER = r"(\d+(?:\.\d+)?)"
 # Units in decreasing order, each at most once: "1h30m" reads, "30m1h" does not.
 _DURATION = re.compile("".join(f"(?:{_NUMBER}{unit})?" for unit, _ in _DURATION_UNITS))
 _DURATION_HELP = "use a number and a unit s, m, h, d or w (e.g. 30s, 5m, 1h30m)"
+# Far beyond any sensible setting, and small enough that now + duration stays a
+# valid datetime (timedelta overflows at a billion days, datetime at year 9999).
+MAX_DURATION = timedelta(days=365000)
 
 
 def _is_number(value: object) -> bool:
@@ -70,6 +73,8 @@ def parse_duration(value: object) -> timedelta:
         raise UnitError(f"expected a duration, got {describe(value)}: {_DURATION_HELP}")
     if not math.isfinite(seconds) or seconds <= 0:
         raise UnitError(f"invalid duration {value!r}: must be more than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise UnitError(f"invalid duration {value!r}: must be at most 1000 years")
     return timedelta(seconds=seconds)
 
 
