@@ -36,6 +36,7 @@ from monitor.http import Health, HTTPEndpoint, Liveness, judge_health
 from monitor.logs import event, reconfigure_logging
 from monitor.metrics import Metrics
 from monitor.model import FeedForUpdate
+from monitor.outage import OutageWatch
 from monitor.pipeline import Clock, PollResult, Runtime, poll_feed, utcnow
 from monitor.sdnotify import SystemdNotifier
 from monitor.store import Store
@@ -73,6 +74,8 @@ class Daemon:
     ) -> None:
         self.runtime = Runtime(config)
         self.metrics = Metrics()
+        # Outlives reloads: whether the network is down is not configuration.
+        self.network = OutageWatch()
         self._stall_override = stall_after
         self.stall_after = _stall_after(config, stall_after)
         self._last_tick = time.monotonic()
@@ -113,7 +116,13 @@ class Daemon:
         async def one(feed: FeedForUpdate) -> PollResult:
             async with limit:
                 result = await poll_feed(
-                    self.runtime, self.store, self.executor, feed, self.now, self.metrics
+                    self.runtime,
+                    self.store,
+                    self.executor,
+                    feed,
+                    self.now,
+                    self.metrics,
+                    self.network,
                 )
             if progress:
                 progress(result)
@@ -213,7 +222,7 @@ class Daemon:
     async def _poll(self, feed: FeedForUpdate) -> PollResult | None:
         try:
             return await poll_feed(
-                self.runtime, self.store, self.executor, feed, self.now, self.metrics
+                self.runtime, self.store, self.executor, feed, self.now, self.metrics, self.network
             )
         except MonitorError as exc:
             event(log, logging.ERROR, "feed.poll_failed", feed=feed.url, error=str(exc))

@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from monitor.errors import FeedError, HTTPStatusError
+from monitor.errors import FeedError, FetchError, HTTPStatusError
 from monitor.model import (
     AlertIntent,
     Entry,
@@ -67,6 +67,9 @@ Matcher = Callable[[Entry], Sequence[RuleMatch]]
 
 # Retry-After beyond this is treated as this: a server must not silence a feed for weeks.
 MAX_RETRY_AFTER = timedelta(days=1)
+# While the network is down (monitor.outage), feeds are retried this often (or at their
+# interval, when shorter) instead of backing off: recovery is noticed within minutes.
+OUTAGE_RETRY = timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +124,30 @@ def backoff_delay(
 
 
 def decide_failure(
-    feed: FeedForUpdate, spec: FeedSpec, error: FeedError, now: datetime, rng: random.Random
+    feed: FeedForUpdate,
+    spec: FeedSpec,
+    error: FeedError,
+    now: datetime,
+    rng: random.Random,
+    *,
+    network_down: bool = False,
 ) -> FeedUpdateIntent:
     """The intent for a poll that failed: record the error and back off.
 
     410 Gone disables the feed (SPEC §5); it stays visible in ``status``.
+    With ``network_down`` (monitor.outage), a failure to reach the host is
+    the network's, not the feed's: the streak does not grow past 1 and the
+    feed is retried at a fixed pace (:data:`OUTAGE_RETRY`) instead of backing off.
     """
+    if network_down and isinstance(error, FetchError) and error.network:
+        return FeedUpdateIntent(
+            url=feed.url,
+            now=now,
+            status=FeedStatus.ERROR,
+            next_due=now + jittered(min(spec.interval, OUTAGE_RETRY), spec.jitter, rng),
+            error_streak=max(feed.error_streak, 1),
+            error=f"{error.message} (the network is down: every feed fails to connect)",
+        )
     streak = feed.error_streak + 1
     status_code = error.status if isinstance(error, HTTPStatusError) else None
     if status_code == 410:

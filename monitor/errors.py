@@ -102,7 +102,18 @@ class FeedError(MonitorError):
 
 
 class FetchError(FeedError):
-    """The network or the server failed us."""
+    """The network or the server failed us.
+
+    ``network`` marks failures to reach the host at all (DNS, refused or
+    unreachable connection, connect timeout): when every feed fails that way
+    at once, the network is down rather than the feeds (monitor.outage).
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, network: bool = False
+    ) -> None:
+        self.network = network
+        super().__init__(message, retry_after=retry_after)
 
 
 class HTTPStatusError(FetchError):

@@ -31,8 +31,9 @@ from monitor.decide import (
     decide_unchanged,
     lookup_keys,
 )
-from monitor.errors import FeedError
+from monitor.errors import FeedError, FetchError
 from monitor.fetch import Fetcher
+from monitor.fetch.translate import hostport
 from monitor.logs import event
 from monitor.match import Matcher, compile_matcher
 from monitor.metrics import Metrics
@@ -42,6 +43,7 @@ from monitor.model import (
     ParsedFeed,
 )
 from monitor.notify import Notifier
+from monitor.outage import OutageWatch
 from monitor.parse import body_hash, parse_feed
 from monitor.store import Store
 
@@ -136,8 +138,13 @@ async def poll_feed(
     feed: FeedForUpdate,
     now: Clock,
     metrics: Metrics | None = None,
+    network: OutageWatch | None = None,
 ) -> PollResult:
-    """Fetch, parse, decide and store one feed. Expected failures become data, never raise."""
+    """Fetch, parse, decide and store one feed. Expected failures become data, never raise.
+
+    ``network`` learns whether the fetch reached its server; while it judges
+    the network down, connection failures are not blamed on the feed.
+    """
     spec = runtime.specs[feed.url]
     started = time.monotonic()
     feed_config = runtime.config.feed_by_url(feed.url)
@@ -151,6 +158,7 @@ async def poll_feed(
             else None,
             max_size=feed_config.max_size if feed_config else None,
         )
+        _observe(network, feed.fetch_url, reached=True)
         digest = body_hash(fetched.body)
         if fetched.not_modified or (feed.body_hash == digest and feed.last_success is not None):
             intent = decide_unchanged(feed, spec, fetched, now(), runtime.rng)
@@ -173,13 +181,29 @@ async def poll_feed(
                 runtime.rng,
             )
     except FeedError as exc:
-        intent = decide_failure(feed, spec, exc, now(), runtime.rng)
+        if isinstance(exc, FetchError):
+            _observe(network, feed.fetch_url, reached=not exc.network)
+        down = network is not None and network.down
+        intent = decide_failure(feed, spec, exc, now(), runtime.rng, network_down=down)
     store.apply(intent)
     duration = time.monotonic() - started
     _log_poll(feed, intent, duration)
     if metrics is not None:
         metrics.polled(intent, duration)
     return PollResult(feed.url, intent, duration)
+
+
+def _observe(network: OutageWatch | None, url: str, *, reached: bool) -> None:
+    """Tell the outage watch how a fetch went; log the network going down or coming back."""
+    if network is None:
+        return
+    change = network.record(time.monotonic(), hostport(url), reached=reached)
+    if change is not None:
+        if network.down:
+            hosts = len(network.state.failures)
+            event(log, logging.WARNING, str(change), hosts_unreachable=hosts)
+        else:
+            event(log, logging.INFO, str(change))
 
 
 async def _parse(

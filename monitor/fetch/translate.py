@@ -66,7 +66,9 @@ def translate(exc: httpx.HTTPError, url: str, timeout: float) -> FetchError:
     limit = format_seconds(timeout)
     # Every httpx timeout was the remaining budget, so any of them means the deadline passed.
     if isinstance(exc, httpx.ConnectTimeout):
-        return DeadlineError(f"connect timeout: no connection to {host} within {limit}")
+        return DeadlineError(
+            f"connect timeout: no connection to {host} within {limit}", network=True
+        )
     if isinstance(exc, httpx.ReadTimeout):
         return DeadlineError(f"read timeout: {host} sent nothing for {limit}")
     if isinstance(exc, httpx.TimeoutException):
@@ -74,15 +76,15 @@ def translate(exc: httpx.HTTPError, url: str, timeout: float) -> FetchError:
     cause = _root_cause(exc)
     if isinstance(exc, httpx.ConnectError):
         if isinstance(cause, socket.gaierror):
-            return FetchError(f"cannot resolve host {urlsplit(url).hostname}")
+            return FetchError(f"cannot resolve host {urlsplit(url).hostname}", network=True)
         if isinstance(cause, ssl.SSLCertVerificationError):
             return FetchError(f"TLS error with {host}: {cause.verify_message or cause.reason}")
         if isinstance(cause, ssl.SSLError):
             reason = (cause.reason or "").replace("_", " ").lower() or brief(cause)
             return FetchError(f"TLS error with {host}: {reason}")
         if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
-            return FetchError(f"connection refused by {host}")
-        return FetchError(f"cannot connect to {host}: {brief(cause)}")
+            return FetchError(f"connection refused by {host}", network=True)
+        return FetchError(f"cannot connect to {host}: {brief(cause)}", network=True)
     if isinstance(exc, httpx.RemoteProtocolError):
         return FetchError(f"protocol error from {host}: {brief(exc)}")
     if isinstance(exc, httpx.ReadError | httpx.WriteError):
