@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from monitor import __version__
-from monitor.errors import ConfigError, ConfigErrors, MonitorError
+from monitor.errors import ConfigError, ConfigErrors, MonitorError, QueryError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -114,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
         print(f"{len(exc.errors)} error(s) in the configuration", file=sys.stderr)
         return EXIT_USAGE
-    except ConfigError as exc:
+    except (ConfigError, QueryError) as exc:
+        # A QueryError reaching here is an ad-hoc `match --query`: bad usage, like bad config.
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except MonitorError as exc:

@@ -3,7 +3,7 @@
 It walks the query tree over the token lists of an entry's fields, scanning
 every token for every leaf: no caches, no inverted index, no term ids. The
 compiled matcher must agree with it exactly (tests/test_query_property.py).
-The semantics it spells out are the ones docs/rule-language.md describes.
+The semantics it spells out are the ones the README ("Rule language") describes.
 """
 
 from __future__ import annotations

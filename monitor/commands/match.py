@@ -26,15 +26,16 @@ def cmd_match(args: argparse.Namespace) -> int:
     """Show which rules (or the ``--query``) match each entry, and the words that did it."""
     matcher = _matcher(args)
     entries = _entries(args)
+    matched = 0
     for entry in entries:
         matches = matcher.match(entry)
+        matched += bool(matches)
         if args.json:
             print(json.dumps(_as_json(entry, matches), ensure_ascii=False))
         else:
             print(_as_text(entry, matches))
     if not args.json:
-        hits = sum(1 for e in entries if matcher.match(e))
-        print(f"{hits} of {len(entries)} entries matched")
+        print(f"{matched} of {len(entries)} entries matched")
     return 0
 
 

@@ -3,7 +3,7 @@
 The matcher (:mod:`monitor.query.matcher`) finds where every term of every
 rule occurs; this module decides, for one rule whose terms occurred, whether
 it matches and which occurrences explain the match. Semantics, shared with
-the test-only reference evaluator and documented in docs/rule-language.md:
+the test-only reference evaluator and documented in the README ("Rule language"):
 
 - A node evaluates to ``None`` (no match) or a list of hits ``(leaf, start,
   end)``: word positions, ``end`` inclusive (a phrase or "2.5 million" spans
