@@ -229,8 +229,11 @@ def test_malformed_xml_with_entries_is_a_warning() -> None:
         b"<item><title>Broken</b></item></channel></rss>"
     )
     feed = parse(body)
-    assert feed.entries[0].title == "Title"
-    assert feed.warnings == ("not well-formed XML (line 3): mismatched tag",)
+    assert [e.title for e in feed.entries] == ["Title"]
+    assert feed.warnings == (
+        "not well-formed XML (line 3): mismatched tag",
+        "skipped 1 item(s) with no title, text or link",  # what was left of the broken one
+    )
 
 
 def test_whitespace_before_the_xml_declaration_is_tolerated() -> None:
@@ -253,6 +256,10 @@ def test_whitespace_before_the_xml_declaration_is_tolerated() -> None:
             b'<rss version="2.0"><channel><title>t</ch',
             "not a feed: not well-formed XML (line 1): unclosed token",
         ),
+        (
+            b'<rss version="2.0"><channel><title>t</title><item><title',
+            "not a feed: not well-formed XML (line 1): unclosed token",
+        ),
         (b"plain text, no markup", "not a feed: not well-formed XML (line 1): syntax error"),
         (b'<?xml version="1.0"?><config><a/></config>', "not a feed: no RSS or Atom root element"),
         (b"[1, 2]", "not a feed: the JSON is a list, not a JSON Feed object"),
@@ -269,6 +276,7 @@ def test_whitespace_before_the_xml_declaration_is_tolerated() -> None:
         "html-doctype",
         "html",
         "truncated",
+        "truncated-in-item",
         "text",
         "other-xml",
         "json-list",
@@ -282,6 +290,14 @@ def test_bodies_without_entries_raise_a_specific_parse_error(body: bytes, messag
     with pytest.raises(ParseError) as info:
         parse(body)
     assert str(info.value) == message
+
+
+def test_items_with_nothing_to_show_are_skipped_with_a_warning() -> None:
+    """An item with no title, text or link is not an entry; the skip is reported."""
+    body = rss("<item></item><item><title>Drone strike</title></item>")
+    feed = parse(body)
+    assert [e.title for e in feed.entries] == ["Drone strike"]
+    assert feed.warnings == ("skipped 1 item(s) with no title, text or link",)
 
 
 @pytest.mark.parametrize(

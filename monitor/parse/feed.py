@@ -54,10 +54,17 @@ def parse_xml(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
     bozo = result.get("bozo_exception") if result.get("bozo") else None
     if bozo is not None:
         warnings.append(_describe(bozo, line_shift))
-    raw_entries = result.get("entries") or []
-    if not raw_entries:
+    converted = [_entry(raw, url) for raw in result.get("entries") or ()]
+    # An item with no title, text or link (what a body cut off inside "<item><title" leaves)
+    # is nothing a person could read or follow: not an entry.
+    usable = [e for e in converted if e.title or e.summary or e.content or e.link]
+    if len(usable) < len(converted):
+        warnings.append(
+            f"skipped {len(converted) - len(usable)} item(s) with no title, text or link"
+        )
+    if not usable:
         _raise_if_not_a_feed(body, result, bozo, line_shift)
-    entries, duplicates = first_of_each_id(_entry(raw, url) for raw in raw_entries)
+    entries, duplicates = first_of_each_id(usable)
     feed = result.get("feed") or {}
     return ParsedFeed(
         title=html_to_text(feed.get("title"), single_line=True) or None,
