@@ -256,6 +256,8 @@ def decide_entries(
     known stories never alert (SPEC §5; the module doc says why each).
     """
     first_fetch = feed.last_success is None
+    # A silent first fetch alerts nothing and adds no sources: no rule need look at it.
+    silent = first_fetch and not spec.backfill and not any(r.backfill for r in spec.rules)
     label = spec.label(parsed.title)
     stories = {key: ref.story for key, ref in lookup.stories.items()}
     alerted: dict[str, set[str]] = {}
@@ -279,7 +281,7 @@ def decide_entries(
         for key in keys:
             stories.setdefault(key, story)
         seen.append(SeenIntent(entry.id, story, keys, entry.title, entry.link, entry.published))
-        if too_old(entry.published, feed.last_success, spec, now):
+        if silent or too_old(entry.published, feed.last_success, spec, now):
             continue
         for result in match(entry):
             rule = rules.get(result.rule)

@@ -39,6 +39,7 @@ from monitor.match import Matcher, compile_matcher
 from monitor.metrics import Metrics
 from monitor.model import (
     FeedForUpdate,
+    FeedStatus,
     FeedUpdateIntent,
     ParsedFeed,
 )
@@ -95,10 +96,17 @@ def parse_executor() -> Executor:
 
 @dataclass(frozen=True, slots=True)
 class PollResult:
-    """What one poll did, for logs, counters and progress."""
+    """What one poll did, for progress and summaries.
+
+    Counts rather than the intent itself: `run --once` holds a result per feed
+    until the end, and 2,000 intents with their entries are tens of megabytes.
+    """
 
     url: str
-    intent: FeedUpdateIntent
+    status: FeedStatus
+    error: str | None
+    seen: int  # entries recorded
+    alerts: int  # alerts queued
     duration: float
 
 
@@ -190,7 +198,9 @@ async def poll_feed(
     _log_poll(feed, intent, duration)
     if metrics is not None:
         metrics.polled(intent, duration)
-    return PollResult(feed.url, intent, duration)
+    return PollResult(
+        feed.url, intent.status, intent.error, len(intent.seen), len(intent.alerts), duration
+    )
 
 
 def _observe(network: OutageWatch | None, url: str, *, reached: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from monitor.model import Entry
@@ -69,6 +70,12 @@ def title_key(title: str) -> str | None:
 
 def story_keys(entry: Entry) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The entry's (link keys, title keys), each prefixed with its kind."""
-    link = canonical_link(entry.link)
-    title = title_key(entry.title)
-    return ((f"link:{link}",) if link else ()), ((f"title:{title}",) if title else ())
+    return _keys(entry.link, entry.title)
+
+
+# A poll asks twice per entry (the store lookup, then deciding): remember one poll's worth.
+@lru_cache(maxsize=4096)
+def _keys(link: str | None, title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    canonical = canonical_link(link)
+    folded = title_key(title)
+    return ((f"link:{canonical}",) if canonical else ()), ((f"title:{folded}",) if folded else ())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -101,6 +102,25 @@ def decide(entries: list[Entry], lookup: StoreLookup = EMPTY, **kw: object):  # 
         NOW,
         random.Random(1),
     )
+
+
+def test_a_silent_first_fetch_runs_no_rule_and_a_backfilled_one_does() -> None:
+    """Matching is skipped when a first fetch can alert nothing (it is the costly step)."""
+    asked: list[str] = []
+
+    def counting(e: Entry) -> list[RuleMatch]:
+        asked.append(e.id)
+        return drone_matcher(e)
+
+    entries = (entry("1", "drone"), entry("2", "weather"))
+    for spec, expected in ((SPEC, []), (replace(SPEC, backfill=True), ["1", "2"])):
+        asked.clear()
+        intent = decide_entries(
+            feed(first=True), spec, FETCHED, ParsedFeed("A", None, entries), "h1", EMPTY,
+            counting, NOW, random.Random(1),
+        )  # fmt: skip
+        assert asked == expected
+        assert len(intent.seen) == 2 and len(intent.alerts) == len(expected) // 2
 
 
 def test_new_matching_entry_alerts_every_target_of_its_rule() -> None:

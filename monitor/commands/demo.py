@@ -150,7 +150,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             report = store.status(recent=50)
         finally:
             store.close()
-    entries = sum(len(r.intent.seen) for r in results)
+    entries = sum(r.seen for r in results)
     print(
         f"\n{entries} entries read from {len(results)} feeds; "
         f"{len(report.recent_alerts)} alerts sent to the terminal."

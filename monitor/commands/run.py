@@ -105,7 +105,7 @@ class _Progress:
         self.errors = 0
 
     def __call__(self, result: PollResult) -> None:
-        self.errors += result.intent.status in ("error", "gone")
+        self.errors += result.status in ("error", "gone")
         self.bar.advance(note=f"{self.errors} failed" if self.errors else "")
 
     def done(self) -> None:

@@ -296,6 +296,7 @@ class Config(Settings):
     _path: Path = PrivateAttr(default_factory=Path)
     _secrets: Secrets = PrivateAttr(default_factory=Secrets)
     _locations: Mapping[PathKey, Location] = PrivateAttr(default_factory=dict)
+    _by_url: dict[str, Feed] | None = PrivateAttr(default=None)
 
     @field_validator("poll", "delivery", "health", "topics", mode="before")
     @classmethod
@@ -328,7 +329,10 @@ class Config(Settings):
 
     def feed_by_url(self, url: str) -> Feed | None:
         """The feed configured with exactly this URL."""
-        return next((feed for feed in self.feeds if feed.url == url), None)
+        # Built on first use: the model is frozen, and a poll asks once per feed.
+        if self._by_url is None:
+            self._by_url = {feed.url: feed for feed in reversed(self.feeds)}
+        return self._by_url.get(url)
 
     def feed_by_name(self, name: str) -> Feed | None:
         """The feed configured with this ``name:``."""

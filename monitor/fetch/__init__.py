@@ -33,6 +33,7 @@ import httpx
 
 from monitor.errors import DeadlineError, FetchError, TooLargeError
 from monitor.fetch.body import Overrun, drain, read_body
+from monitor.fetch.pool import ShardedTransport
 from monitor.fetch.translate import (
     brief,
     format_seconds,
@@ -98,13 +99,8 @@ class Fetcher:
                 "Accept": ACCEPT,
                 "Accept-Encoding": ACCEPT_ENCODING,
             },
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_connections,
-                keepalive_expiry=30.0,
-            ),
             follow_redirects=False,
-            transport=transport,
+            transport=transport or ShardedTransport(max_connections=max_connections),
         )
         # Never more requests in flight than pool slots: nothing ever waits inside
         # the pool, where a cancelled or timed-out wait can leak a slot (httpcore #550).
