@@ -112,6 +112,22 @@ def setup_logging(
     # Libraries speak only when something is wrong; their INFO lines would repeat ours.
     for noisy in ("httpx", "httpcore", "apscheduler", "apprise", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _SkippedRunFilter) for f in scheduler.filters):
+        scheduler.addFilter(_SkippedRunFilter())
+
+
+class _SkippedRunFilter(logging.Filter):
+    """Drop APScheduler's warning that a job's next run was skipped while it still runs.
+
+    The tick and delivery jobs run every second with ``max_instances=1`` on
+    purpose: a delivery round to a slow target outlasts many seconds, and the
+    skipped runs are the design, not a fault. The warning would repeat every
+    second for as long as the round takes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
 
 
 def reconfigure_logging(level: str, mask: Callable[[str], str]) -> None:

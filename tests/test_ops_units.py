@@ -180,6 +180,30 @@ def test_a_reload_masks_old_and_new_secrets_in_logs() -> None:
     assert "s3cret" not in line
 
 
+def test_skipped_scheduler_runs_are_not_logged_but_other_scheduler_warnings_are() -> None:
+    """A 1 s job still running when its next run comes is by design: no warning every second."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    try:
+        setup_logging("text", "info", Secrets(set()).mask)
+        root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+        scheduler = logging.getLogger("apscheduler.scheduler")
+        scheduler.warning(
+            'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
+            "Daemon.delivery_round",
+            1,
+        )
+        scheduler.warning("Run time of job %s was missed by %s", "tick", "0:00:31")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging.captureWarnings(False)
+    out = stream.getvalue()
+    assert "maximum number of running instances" not in out
+    assert "was missed by 0:00:31" in out
+
+
 def test_dockerfile_and_systemd_unit_agree_with_the_daemon() -> None:
     """The Dockerfile runs non-root with a /data volume and health-checks the port it serves;
     the systemd unit is Type=notify with a watchdog, reloads with SIGHUP and stops the main

@@ -86,6 +86,8 @@ ERRORS = [
     ("NEAR/3 x", 1, "NEAR/3 needs a term on its left"),
     ("drone near/5 missile", 7, "write NEAR in capitals: NEAR/5"),
     ("drone AND", 10, "after AND, found the end of the query"),
+    ("drone AND (", 12, "after '(', found the end of the query"),
+    ("(", 2, "after '(', found the end of the query"),
     ("drone AND OR missile", 11, "after AND, found OR"),
     ("OR drone", 1, "OR needs a term on its left"),
     ("drone)", 6, "unexpected ')': no '(' is open"),

@@ -20,6 +20,7 @@ from monitor.errors import ParseError
 from monitor.fetch import Fetcher
 from monitor.model import ParsedFeed
 from monitor.parse import parse_feed
+from monitor.query import compile_rules
 
 REALFEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "realfeeds"
 FILES = (
@@ -89,6 +90,46 @@ def test_every_real_feed_yields_clean_entries_or_a_specific_error(
         for moment in (entry.published, entry.updated):
             assert moment is None or moment.tzinfo == UTC
     assert all(isinstance(w, str) and "\n" not in w for w in feed.warnings)
+
+
+# SPEC §3's three example rules, and how many entries of each sample they match.
+RULES = {
+    "war-dead-repatriation": (
+        '(bodies OR remains) NEAR/8 (soldiers OR troops OR defenders OR "war dead")'
+    ),
+    "north-korean-troops": '("north korean" OR DPRK) NEAR/5 (troops OR soldiers)',
+    "drone-barrage": "@ukraine-war AND ((drone* OR shahed* OR UAV*) NEAR/4 (>=100 OR barrage))",
+}
+TOPICS = {"ukraine-war": "ukrain* OR kyiv OR russia*"}
+MATCHES = {
+    "01_npr_news_2024-10-25_nk-troops.xml": {"north-korean-troops": 1},
+    "02_npr_news_2024-11-18_kursk.xml": {"north-korean-troops": 1},
+    "09_kyivindependent_2024-07-26_reserialized.xml": {
+        "war-dead-repatriation": 2,
+        "drone-barrage": 2,
+    },
+    "10_kyivindependent_2024-08-23_reserialized.xml": {
+        "war-dead-repatriation": 3,
+        "drone-barrage": 3,
+    },
+    "11_moscowtimes_MISLABELED_2024-08-23.xml": {"war-dead-repatriation": 2, "drone-barrage": 2},
+    "12_kyivpost_MISLABELED_2024-08-23.xml": {"war-dead-repatriation": 2, "drone-barrage": 2},
+}
+
+
+@pytest.mark.parametrize("name", [n for n in FILES if "EMPTY" not in n])
+def test_the_example_rules_match_what_each_real_feed_says(server: FeedServer, name: str) -> None:
+    """Fetched and parsed samples go through the matcher: the known stories match, nothing
+    else does (the rest are negatives), and every hit marks text that is really there."""
+    matcher = compile_rules(RULES, TOPICS)
+    counts: dict[str, int] = {}
+    for entry in fetch_and_parse(server, name).entries:
+        for match in matcher.match(entry):
+            counts[match.rule] = counts.get(match.rule, 0) + 1
+            for hit in match.hits:
+                marked = getattr(entry, hit.field)[hit.start : hit.end]
+                assert marked.strip() == marked != "", (hit, marked)
+    assert counts == MATCHES.get(name, {})
 
 
 def titles(server: FeedServer, name: str) -> list[str]:

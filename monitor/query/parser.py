@@ -330,6 +330,11 @@ class _Parser:
         if tok.kind == "(":
             if self.peek().kind == ")":
                 raise self.lexer.error("empty parentheses: put a term inside", tok.column)
+            if self.peek().kind == "END":
+                raise self.lexer.error(
+                    "expected a word, phrase or '(' after '(', found the end of the query",
+                    self.peek().column,
+                )
             node = self.or_()
             close = self.peek()
             if close.kind != ")":
@@ -343,9 +348,9 @@ class _Parser:
         if after is None and tok.kind == ")":
             raise self.lexer.error("unexpected ')': no '(' is open", tok.column)
         found = "the end of the query" if tok.kind == "END" else tok.text
-        raise self.lexer.error(
-            f"expected a word, phrase or '(' after {after}, found {found}", tok.column
-        )
+        # ``after`` is None at the start of a group: "(" (or the query) is what came before.
+        where = f"after {after}" if after is not None else "here"
+        raise self.lexer.error(f"expected a word, phrase or '(' {where}, found {found}", tok.column)
 
 
 def _col(node: Node) -> int:
