@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -109,6 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = getattr(commands, "cmd_" + args.command.replace("-", "_"))
     try:
         code: int = handler(args)
+        # Flush here, not at interpreter exit, so a closed pipe is caught just below.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader of our output went away (`news-monitor status | head`). Python's
+        # docs, "Note on SIGPIPE" (library/signal.html): point stdout at devnull so the
+        # flush at exit cannot raise again, and exit 1 as Python itself does on EPIPE;
+        # SPEC §2 agrees: the output was not all delivered, a runtime failure.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
     except ConfigErrors as exc:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from monitor.commands.common import load
+from monitor.config.translate import did_you_mean
 from monitor.errors import ConfigError
 from monitor.notify import Notifier
 from monitor.render import render_test_message
@@ -17,7 +18,8 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     if args.target is not None:
         if args.target not in config.targets:
             known = ", ".join(names) or "none"
-            raise ConfigError(f"no target named {args.target!r} (targets: {known})")
+            hint = did_you_mean(args.target, names)
+            raise ConfigError(f"no target named {args.target!r}{hint} (targets: {known})")
         names = [args.target]
     notifier = Notifier(
         {name: config.targets[name].urls for name in names}, secrets=config.secrets.values
