@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from monitor.errors import FeedError, FetchError, HTTPStatusError
@@ -55,6 +55,7 @@ from monitor.model import (
     FeedStatus,
     FeedUpdateIntent,
     Fetched,
+    Hit,
     ParsedFeed,
     RuleMatch,
     SeenIntent,
@@ -305,9 +306,9 @@ def decide_entries(
                     title=entry.title,
                     link=entry.link,
                     published=entry.published,
-                    summary=entry.summary,
+                    summary=_alert_text(entry),
                     terms=result.terms,
-                    hits=tuple(h for h in result.hits if h.field in ("title", "summary")),
+                    hits=_alert_hits(entry, result.hits),
                     targets=rule.targets,
                 )
             )
@@ -329,3 +330,26 @@ def decide_entries(
         sources=tuple(sources),
         error="; ".join(parsed.warnings)[:500] or None,
     )
+
+
+# An alert keeps this much of its entry's text: enough for any excerpt, not a whole article.
+ALERT_TEXT_MAX = 4000
+
+
+def _alert_text(entry: Entry) -> str:
+    """The text an alert's excerpt comes from: the summary, else the start of the content.
+
+    JSON Feed items and some Atom entries carry only content; without it their
+    alerts would show the headline twice and none of the story.
+    """
+    return (entry.summary or entry.content)[:ALERT_TEXT_MAX]
+
+
+def _alert_hits(entry: Entry, hits: Sequence[Hit]) -> tuple[Hit, ...]:
+    """The hits inside the title and the alert text, the latter labelled ``summary``."""
+    field = "summary" if entry.summary else "content"
+    kept = [h for h in hits if h.field == "title"]
+    kept += [
+        replace(h, field="summary") for h in hits if h.field == field and h.end <= ALERT_TEXT_MAX
+    ]
+    return tuple(kept)

@@ -123,6 +123,25 @@ def test_a_silent_first_fetch_runs_no_rule_and_a_backfilled_one_does() -> None:
         assert len(intent.seen) == 2 and len(intent.alerts) == len(expected) // 2
 
 
+def test_an_entry_with_only_content_gives_its_alert_that_text_and_its_marks() -> None:
+    """A content-only entry (JSON Feed, some Atom) alerts with the content as excerpt text."""
+    text = "Air defence says a drone was shot down over the city overnight."
+    at = text.index("drone")
+
+    def in_content(e: Entry) -> list[RuleMatch]:
+        hit = Hit("content", at, at + 5, "drone")
+        return [RuleMatch("drones", ("drone",), (hit,))]
+
+    only_content = replace(entry("1", "Night attack"), summary="", content=text)
+    intent = decide_entries(
+        feed(), SPEC, FETCHED, ParsedFeed("A", None, (only_content,)), "h1", EMPTY,
+        in_content, NOW, random.Random(1),
+    )  # fmt: skip
+    [alert] = intent.alerts
+    assert alert.summary == text
+    assert alert.hits == (Hit("summary", at, at + 5, "drone"),)
+
+
 def test_new_matching_entry_alerts_every_target_of_its_rule() -> None:
     """A new entry that matches a rule becomes one alert carrying the rule's targets."""
     intent = decide([entry("1", "135 drone strikes", "https://a.example/1"), entry("2", "Weather")])
