@@ -55,11 +55,23 @@ def canonical_link(url: str | None) -> str | None:
     return urlunsplit(("", netloc, path, urlencode(query), "")).removeprefix("//")
 
 
+# A trailing " - Reuters", " | AP News", " — The Kyiv Independent": the site, not the story.
+_SITE_SUFFIX = re.compile(r"\s+[-|–—]\s+(?P<site>[^-|–—]{1,40})$")
+MAX_SITE_WORDS = 4
+
+
 def title_key(title: str) -> str | None:
     """The title folded to lower-case words without accents or punctuation.
 
-    None for titles too short to tell stories apart.
+    A trailing site name after a dash or bar (``... - Reuters``) is left out,
+    so the same wire headline on several sites is one story. None for titles
+    too short to tell stories apart.
     """
+    suffix = _SITE_SUFFIX.search(title)
+    if suffix and len(suffix.group("site").split()) <= MAX_SITE_WORDS:
+        shorter = title[: suffix.start()]
+        if len(_WORD.findall(shorter)) >= MIN_TITLE_WORDS:
+            title = shorter
     folded = unicodedata.normalize("NFKD", title.casefold())
     folded = "".join(c for c in folded if not unicodedata.combining(c))
     words = _WORD.findall(folded)

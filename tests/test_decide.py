@@ -387,6 +387,37 @@ def test_canonical_links_keep_meaningful_differences() -> None:
     assert canonical_link("not a url") is None
 
 
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (
+            "Russia returns bodies of 501 soldiers - Reuters",
+            "Russia returns bodies of 501 soldiers",
+        ),
+        (
+            "Russia returns bodies of 501 soldiers | AP News",
+            "Russia returns bodies of 501 soldiers",
+        ),
+        (
+            "Russia returns bodies of 501 soldiers — The Kyiv Independent",
+            "Russia returns bodies of 501 soldiers – Kyiv Post",
+        ),
+    ],
+)
+def test_a_trailing_site_name_does_not_make_another_story(a: str, b: str) -> None:
+    """Wire headlines that differ only by the site named at their end are one story."""
+    assert title_key(a) == title_key(b) is not None
+
+
+def test_a_dash_that_is_part_of_the_headline_is_kept() -> None:
+    """Long tails, and tails that would leave too short a headline, are the headline itself."""
+    assert title_key("Ukraine war - live updates") == "ukraine war live updates"
+    assert title_key("Drones hit Odesa - port closed as grain ships wait offshore") != title_key(
+        "Drones hit Odesa"
+    )
+    assert title_key("Kyiv - Lviv trains run again") == "kyiv lviv trains run again"
+
+
 def test_title_keys_fold_case_accents_and_punctuation_but_skip_short_titles() -> None:
     """Headlines compare by words; three-word titles are too generic to identify a story."""
     assert title_key("Zelenskyy visits KYIV front-line!") == title_key(
