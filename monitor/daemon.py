@@ -136,7 +136,12 @@ class Daemon:
         """Try each delivery that is due now once (retries wait for their time)."""
         tried: set[int] = set()
         while attempted := await deliver_due(
-            self.runtime, self.store, self.now, exclude=frozenset(tried), metrics=self.metrics
+            self.runtime,
+            self.store,
+            self.now,
+            exclude=frozenset(tried),
+            metrics=self.metrics,
+            feed_health=self.network.settled(),
         ):
             tried.update(attempted)
 
@@ -255,7 +260,13 @@ class Daemon:
             return
         self._idle.clear()
         try:
-            await deliver_due(self.runtime, self.store, self.now, metrics=self.metrics)
+            await deliver_due(
+                self.runtime,
+                self.store,
+                self.now,
+                metrics=self.metrics,
+                feed_health=self.network.settled(),
+            )
             self._last_delivery = time.monotonic()
             if self._last_delivery - self._last_gauges >= GAUGE_REFRESH_SECONDS:
                 self._last_gauges = self._last_delivery

@@ -61,15 +61,17 @@ async def deliver_due(
     limit: int = 100,
     exclude: frozenset[int] = frozenset(),
     metrics: Metrics | None = None,
+    feed_health: bool = True,
 ) -> list[int]:
     """One delivery round: queue due health alerts, then send the deliveries due now.
 
     One target's messages go out in order, targets in parallel (up to
     ``delivery.workers``). ``exclude`` lists delivery ids already tried in this
-    round (``run --once`` tries each once). Returns the ids attempted.
+    round (``run --once`` tries each once). ``feed_health=False`` queues no
+    feed health alerts (during a network outage). Returns the ids attempted.
     """
     moment = now()
-    queue_health_alerts(runtime.config, store, list(runtime.specs), moment)
+    queue_health_alerts(runtime.config, store, list(runtime.specs), moment, feeds=feed_health)
     due = [
         q
         for q in store.due_deliveries(moment, limit + len(exclude))

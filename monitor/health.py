@@ -149,19 +149,26 @@ def _alert(
     )
 
 
-def queue_health_alerts(config: Config, store: Store, urls: Sequence[str], now: datetime) -> int:
+def queue_health_alerts(
+    config: Config, store: Store, urls: Sequence[str], now: datetime, *, feeds: bool = True
+) -> int:
     """Queue the health alerts due now for the feeds ``urls`` and every target; return how many.
 
     Cheap when all is well: two small reads, of failing feeds and of targets.
+    ``feeds=False`` leaves the feeds out, while the network itself is down or
+    has just come back (monitor.outage): every feed fails then, and one alert
+    per feed would be a flood about nothing the feeds did.
     """
     if not config.health.notify:
         return 0
-    names = {}
-    for url in urls:
-        feed = config.feed_by_url(url)
-        if feed is not None and feed.name:
-            names[url] = feed.name
-    notices = feed_notices(store.feed_health(urls), names, config, now)
+    notices = []
+    if feeds:
+        names = {}
+        for url in urls:
+            feed = config.feed_by_url(url)
+            if feed is not None and feed.name:
+                names[url] = feed.name
+        notices += feed_notices(store.feed_health(urls), names, config, now)
     notices += target_notices(store.target_states(), config, now)
     queued = 0
     for notice in notices:

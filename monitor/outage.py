@@ -22,11 +22,16 @@ table-tested; :class:`OutageWatch` holds the state for the daemon.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 # Hosts remembered while the network looks healthy: enough to count min_hosts.
 _MAX_HOSTS = 64
+# After the network comes back, feeds need a retry (decide.OUTAGE_RETRY, 2 min) to show
+# they are fine; until then their failure streaks still date from the outage.
+SETTLE_SECONDS = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +93,31 @@ def change(before: NetworkState, after: NetworkState) -> Change | None:
 class OutageWatch:
     """The daemon's view of the network: feed it every fetch outcome, ask whether it is down."""
 
-    def __init__(self, policy: OutagePolicy = OutagePolicy()) -> None:
+    def __init__(
+        self, policy: OutagePolicy = OutagePolicy(), clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.policy = policy
         self.state = NetworkState()
+        self._clock = clock
+        self._up_since: float | None = None  # when the last outage ended
 
     @property
     def down(self) -> bool:
         """Whether the network is judged down now."""
         return self.state.down
 
-    def record(self, at: float, host: str, *, reached: bool) -> Change | None:
-        """Take one fetch outcome; return the transition it caused, if any."""
+    def settled(self) -> bool:
+        """Whether feed failures mean something again: no outage now, nor one just ended."""
+        if self.state.down:
+            return False
+        return self._up_since is None or self._clock() - self._up_since >= SETTLE_SECONDS
+
+    def record(self, host: str, *, reached: bool) -> Change | None:
+        """Take one fetch outcome, now; return the transition it caused, if any."""
         before = self.state
+        at = self._clock()
         self.state = observe(before, Outcome(at, host, reached), self.policy)
-        return change(before, self.state)
+        transition = change(before, self.state)
+        if transition is Change.UP:
+            self._up_since = at
+        return transition

@@ -207,7 +207,7 @@ def _observe(network: OutageWatch | None, url: str, *, reached: bool) -> None:
     """Tell the outage watch how a fetch went; log the network going down or coming back."""
     if network is None:
         return
-    change = network.record(time.monotonic(), hostport(url), reached=reached)
+    change = network.record(hostport(url), reached=reached)
     if change is not None:
         if network.down:
             hosts = len(network.state.failures)

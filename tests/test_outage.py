@@ -10,7 +10,15 @@ import pytest
 from monitor.decide import OUTAGE_RETRY, FeedSpec, decide_failure
 from monitor.errors import FetchError, HTTPStatusError
 from monitor.model import FeedForUpdate, FeedStatus
-from monitor.outage import Change, NetworkState, OutagePolicy, OutageWatch, Outcome, observe
+from monitor.outage import (
+    SETTLE_SECONDS,
+    Change,
+    NetworkState,
+    OutagePolicy,
+    OutageWatch,
+    Outcome,
+    observe,
+)
 
 POLICY = OutagePolicy(window=60.0, min_hosts=3)
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -52,9 +60,15 @@ def test_outage_needs_several_unreachable_hosts_and_no_answer(
 
 def test_watch_reports_each_transition_once() -> None:
     """The watch returns network.down when judged down, nothing while it stays, then network.up."""
-    watch = OutageWatch(POLICY)
+    clock = [0.0]
+    watch = OutageWatch(POLICY, clock=lambda: clock[0])
+
+    def record(at: float, host: str, reached: bool) -> Change | None:
+        clock[0] = at
+        return watch.record(host, reached=reached)
+
     changes = [
-        watch.record(at, host, reached=reached)
+        record(at, host, reached)
         for at, host, reached in [
             (1, "a", False),
             (2, "b", False),
@@ -66,6 +80,21 @@ def test_watch_reports_each_transition_once() -> None:
     ]
     assert changes == [None, None, Change.DOWN, None, Change.UP, None]
     assert not watch.down
+
+
+def test_feed_failures_count_again_only_once_the_network_has_settled() -> None:
+    """Not settled while down, nor for SETTLE_SECONDS after it comes back; settled before any."""
+    clock = [100.0]
+    watch = OutageWatch(POLICY, clock=lambda: clock[0])
+    assert watch.settled()
+    for host in "abc":
+        watch.record(host, reached=False)
+    assert watch.down and not watch.settled()
+    watch.record("a", reached=True)
+    clock[0] += SETTLE_SECONDS - 1
+    assert not watch.down and not watch.settled()
+    clock[0] += 1
+    assert watch.settled()
 
 
 def failing_feed(streak: int) -> FeedForUpdate:

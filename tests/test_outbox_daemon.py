@@ -19,6 +19,7 @@ from receivers import HTTPReceiver
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.model import AlertIntent, DeliveryState, FeedStatus, FeedUpdateIntent
+from monitor.outage import SETTLE_SECONDS, OutageWatch
 from monitor.store.sqlite import SQLiteStore
 
 FEED = "http://127.0.0.1:9/feed.xml"  # configured, never fetched: the tests queue alerts
@@ -346,6 +347,33 @@ def test_a_failing_feed_sends_one_health_alert_then_one_recovery(
             "[news-monitor] Feed Test Feed is failing",
             "[news-monitor] Feed Test Feed recovered",
         ]
+    finally:
+        run.close()
+
+
+def test_feed_health_alerts_wait_while_the_network_is_down(
+    tmp_path: Path, receiver: HTTPReceiver
+) -> None:
+    """During an outage (and just after) a long-failing feed sends no health alert; once the
+    network has settled and the feed still fails, it does."""
+    ops = f'  ops: "{receiver.json_url("/ops")}"\n'
+    run = Harness(tmp_path, config_text(receiver, ops, HEALTH), Clock(T0))
+    try:
+        for minutes, streak in ((0, 1), (20, 2), (50, 3)):
+            run.clock.set(T0 + minutes * MINUTE)
+            run.feed_polled(streak=streak)
+        moment = [0.0]
+        watch = run.daemon.network = OutageWatch(clock=lambda: moment[0])
+        for host in ("a.example", "b.example", "c.example"):
+            watch.record(host, reached=False)
+        run.drain(T0 + 62 * MINUTE)
+        assert titles(receiver) == []
+        watch.record("a.example", reached=True)  # back, not settled: streaks date from the outage
+        run.drain(T0 + 63 * MINUTE)
+        assert titles(receiver) == []
+        moment[0] += SETTLE_SECONDS  # settled, and the feed fails still: its own fault
+        run.drain(T0 + 64 * MINUTE)
+        assert titles(receiver) == ["[news-monitor] Feed Test Feed is failing"]
     finally:
         run.close()
 
