@@ -47,6 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from monitor.cadence import Cadence, after_change, after_no_change, requested
 from monitor.errors import FeedError, FetchError, HTTPStatusError
 from monitor.model import (
     AlertIntent,
@@ -98,6 +99,7 @@ class FeedSpec:
     # Entries dated this long before the previous successful fetch are archive (module
     # doc); None means a third of max_age.
     archive_grace: timedelta | None = None
+    cadence: Cadence | None = None  # adaptive polling's bounds; None: always ``interval``
 
     def label(self, feed_title: str | None) -> str:
         """The name alerts show for this feed."""
@@ -176,11 +178,16 @@ def decide_unchanged(
     feed: FeedForUpdate, spec: FeedSpec, fetched: Fetched, now: datetime, rng: random.Random
 ) -> FeedUpdateIntent:
     """The intent for a poll whose body did not change (304, or the same bytes again)."""
+    interval = None
+    if spec.cadence is not None:
+        asked = requested(fetched.headers, None)
+        interval = after_no_change(spec.cadence, feed.poll_interval, asked)
     return FeedUpdateIntent(
         url=feed.url,
         now=now,
         status=FeedStatus.NOT_MODIFIED if fetched.not_modified else FeedStatus.UNCHANGED,
-        next_due=now + jittered(spec.interval, spec.jitter, rng),
+        next_due=now + jittered(interval or spec.interval, spec.jitter, rng),
+        poll_interval=interval,
         error_streak=0,
         http_status=fetched.status,
         fetch_url=fetched.permanent_redirect,
@@ -312,11 +319,16 @@ def decide_entries(
                     targets=rule.targets,
                 )
             )
+    interval = None
+    if spec.cadence is not None:
+        asked = requested(fetched.headers, parsed.ttl)
+        interval = after_change(spec.cadence, (e.published for e in parsed.entries), asked, now)
     return FeedUpdateIntent(
         url=feed.url,
         now=now,
         status=FeedStatus.OK,
-        next_due=now + jittered(spec.interval, spec.jitter, rng),
+        next_due=now + jittered(interval or spec.interval, spec.jitter, rng),
+        poll_interval=interval,
         error_streak=0,
         http_status=fetched.status,
         fetch_url=fetched.permanent_redirect,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 # -- parsed feeds -------------------------------------------------------------
@@ -45,6 +45,7 @@ class ParsedFeed:
     entries: tuple[Entry, ...]
     # Problems that did not stop parsing (feedparser's bozo, dropped items).
     warnings: tuple[str, ...] = ()
+    ttl: timedelta | None = None  # RSS <ttl>: how long the feed says a copy stays fresh
 
 
 # -- fetching -----------------------------------------------------------------
@@ -118,6 +119,7 @@ class FeedForUpdate:
         datetime | None
     )  # None: never fetched successfully, so the next fetch is the first
     next_due: datetime | None
+    poll_interval: timedelta | None = None  # the adaptive interval chosen last (monitor.cadence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +201,7 @@ class FeedUpdateIntent:
     seen: tuple[SeenIntent, ...] = ()
     alerts: tuple[AlertIntent, ...] = ()
     sources: tuple[SourceIntent, ...] = ()
+    poll_interval: timedelta | None = None  # adaptive polling's choice; None keeps the stored
 
 
 # -- delivery -----------------------------------------------------------------

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from monitor import __version__
+from monitor.cadence import Cadence
 from monitor.config import Config
 from monitor.decide import (
     FeedSpec,
@@ -81,6 +82,13 @@ def feed_specs(config: Config) -> dict[str, FeedSpec]:
             max_backoff=config.poll.max_backoff,
             max_age=config.delivery.max_age,
             story_window=config.delivery.story_window,
+            cadence=Cadence(
+                interval=feed.interval or config.poll.interval,
+                min_interval=config.poll.min_interval,
+                max_interval=config.poll.max_interval,
+            )
+            if (config.poll.adaptive if feed.adaptive is None else feed.adaptive)
+            else None,
         )
     return specs
 

@@ -182,6 +182,20 @@ def test_validators_follow_a_fresh_200_and_survive_other_outcomes(store: Store) 
 # -- lookup ------------------------------------------------------------------------
 
 
+def test_the_adaptive_interval_is_kept_until_a_poll_chooses_another(store: Store) -> None:
+    """poll_interval is stored as given; a poll that chooses none (a failure) keeps it."""
+    url = "https://a.example/rss"
+    store.sync_feeds([url], T0)
+    assert store.feeds([url])[0].poll_interval is None
+    store.apply(poll(url, T0, poll_interval=timedelta(minutes=3)))
+    assert store.feeds([url])[0].poll_interval == timedelta(minutes=3)
+    store.apply(poll(url, T0 + timedelta(minutes=3), status=FeedStatus.ERROR, error_streak=1))
+    assert store.feeds([url])[0].poll_interval == timedelta(minutes=3)
+    store.apply(poll(url, T0 + timedelta(minutes=9), poll_interval=timedelta(seconds=225)))
+    [due] = store.due_feeds([url], T0 + timedelta(hours=1), 10)
+    assert due.poll_interval == timedelta(seconds=225)
+
+
 def test_lookup_reports_ids_this_feed_has_seen(store: Store) -> None:
     """Seen ids are per feed: another feed's entry with the same id is not seen here."""
     store.apply(poll(A, T0, seen=(seen("e1", "s1"), seen("e2", "s2"))))

@@ -96,6 +96,11 @@ class Poll(Settings):
     jitter: float = Field(default=0.1, ge=0, le=0.5)  # a fraction of each feed's interval
     max_backoff: Duration = timedelta(hours=6)
     user_agent: Text | None = None
+    # Adaptive polling (monitor.cadence): busy feeds faster, down to min_interval; slower
+    # than the interval only when a feed asks (<ttl>, max-age), up to max_interval.
+    adaptive: bool = False
+    min_interval: Duration = timedelta(minutes=2)
+    max_interval: Duration = timedelta(hours=6)
 
 
 class Feed(Settings):
@@ -109,6 +114,7 @@ class Feed(Settings):
     enabled: bool = True
     timeout: Duration | None = None
     max_size: Size | None = None
+    adaptive: bool | None = None  # None: poll.adaptive
 
     @field_validator("url")
     @classmethod

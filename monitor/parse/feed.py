@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 import feedparser
@@ -71,6 +72,7 @@ def parse_xml(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
         link=absolute_link(feed.get("link"), url),
         entries=entries,
         warnings=(*warnings, *duplicates),
+        ttl=_ttl(feed.get("ttl")),
     )
 
 
@@ -109,6 +111,14 @@ def _raise_if_not_a_feed(
             raise ParseError("not a feed: no RSS or Atom root element")
     if bozo is not None and not isinstance(bozo, _SOFT_BOZO):
         raise ParseError(f"not a feed: {_describe(bozo, line_shift)}")
+
+
+def _ttl(value: object) -> timedelta | None:
+    """RSS ``<ttl>``, in minutes (RSS 2.0 spec); anything but a positive number is ignored."""
+    text = str(value or "").strip()
+    if not text.isdigit() or not 0 < int(text) <= 60 * 24 * 365:
+        return None
+    return timedelta(minutes=int(text))
 
 
 def _describe(exc: BaseException, line_shift: int = 0) -> str:

@@ -136,8 +136,11 @@ _V2 = (
     "UPDATE feeds SET failing_since = last_fetch WHERE error_streak > 0",
 )
 
+# Version 3: adaptive polling (monitor.cadence) remembers the interval it chose, in seconds.
+_V3 = ("ALTER TABLE feeds ADD COLUMN poll_interval REAL",)
+
 # Append new migrations here; the schema version is the length of this tuple.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

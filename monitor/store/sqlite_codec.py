@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.model import FeedForUpdate, FeedStatus, Hit
@@ -65,7 +65,7 @@ def feed_row(row: Sequence[Any]) -> FeedForUpdate:
     """A feeds row as the poller's view of it.
 
     Columns: url, fetch_url, title, etag, last_modified, body_hash, status,
-    error_streak, last_success, next_due.
+    error_streak, last_success, next_due, poll_interval (seconds).
     """
     return FeedForUpdate(
         url=row[0],
@@ -78,4 +78,5 @@ def feed_row(row: Sequence[Any]) -> FeedForUpdate:
         error_streak=row[7],
         last_success=dt_opt(row[8]),
         next_due=dt_opt(row[9]),
+        poll_interval=timedelta(seconds=row[10]) if row[10] is not None else None,
     )

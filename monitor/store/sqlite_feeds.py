@@ -37,7 +37,8 @@ def feeds(conn: sqlite3.Connection, urls: Sequence[str]) -> list[FeedForUpdate]:
     """The stored feeds among ``urls``, in the order given, each once."""
     rows = conn.execute(
         "SELECT url, fetch_url, title, etag, last_modified, body_hash, status, error_streak,"
-        " last_success, next_due FROM feeds WHERE url IN (SELECT value FROM json_each(?))",
+        " last_success, next_due, poll_interval"
+        " FROM feeds WHERE url IN (SELECT value FROM json_each(?))",
         (json_list(urls),),
     ).fetchall()
     by_url = {row[0]: feed_row(row) for row in rows}
@@ -50,7 +51,8 @@ def due_feeds(
     """Up to ``limit`` of ``urls`` due at ``now`` and not Gone, most overdue first, then by URL."""
     rows = conn.execute(
         "SELECT url, fetch_url, title, etag, last_modified, body_hash, status, error_streak,"
-        " last_success, next_due FROM feeds WHERE url IN (SELECT value FROM json_each(?))"
+        " last_success, next_due, poll_interval"
+        " FROM feeds WHERE url IN (SELECT value FROM json_each(?))"
         " AND status != 'gone' AND next_due <= ? ORDER BY next_due, url LIMIT ?",
         (json_list(urls), ts(now), limit),
     ).fetchall()
@@ -202,7 +204,8 @@ UPDATE feeds SET
     last_fetch = :now,
     last_success = iif(:success, :now, last_success),
     failing_since = iif(:error_streak > 0, coalesce(failing_since, :now), NULL),
-    next_due = :next_due
+    next_due = :next_due,
+    poll_interval = coalesce(:poll_interval, poll_interval)
 WHERE url = :url
 """
 
@@ -223,4 +226,7 @@ def _feed_params(intent: FeedUpdateIntent, now: str) -> dict[str, object]:
         "now": now,
         "success": intent.success,
         "next_due": ts(intent.next_due),
+        "poll_interval": (
+            intent.poll_interval.total_seconds() if intent.poll_interval is not None else None
+        ),
     }
