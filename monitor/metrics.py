@@ -56,13 +56,16 @@ class Metrics:
         )
         self.fetch_seconds = Histogram(
             "news_monitor_fetch_duration_seconds",
-            "Time to fetch, parse and store one feed",
+            "Time to fetch one feed (HTTP exchange and body, redirects included), ok or not",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
         self.entries_seen = Counter("news_monitor_entries_seen", "New entries recorded", registry=r)
         self.matches = Counter(
-            "news_monitor_matches", "Alerts raised, by rule", ["rule"], registry=r
+            "news_monitor_matches",
+            "Rule matches on new entries, by rule: each raised an alert or joined one as a source",
+            ["rule"],
+            registry=r,
         )
         self.alerts = Counter(
             "news_monitor_alerts",
@@ -115,11 +118,13 @@ class Metrics:
             registry=r,
         )
 
-    def polled(self, intent: FeedUpdateIntent, duration: float) -> None:
-        """Count one poll's outcome."""
+    def polled(self, intent: FeedUpdateIntent, fetch_seconds: float) -> None:
+        """Count one poll's outcome; ``fetch_seconds`` is the HTTP part of it."""
         self.fetches.labels(result=str(intent.status)).inc()
-        self.fetch_seconds.observe(duration)
+        self.fetch_seconds.observe(fetch_seconds)
         self.entries_seen.inc(len(intent.seen))
+        for source in intent.sources:
+            self.matches.labels(rule=source.rule).inc()
         for alert in intent.alerts:
             self.matches.labels(rule=alert.rule).inc()
             for target in alert.targets:

@@ -163,6 +163,7 @@ async def poll_feed(
     """
     spec = runtime.specs[feed.url]
     started = time.monotonic()
+    fetch_seconds: float | None = None
     feed_config = runtime.config.feed_by_url(feed.url)
     try:
         fetched = await runtime.fetcher.fetch(
@@ -174,6 +175,7 @@ async def poll_feed(
             else None,
             max_size=feed_config.max_size if feed_config else None,
         )
+        fetch_seconds = time.monotonic() - started
         _observe(network, feed.fetch_url, reached=True)
         digest = body_hash(fetched.body)
         if fetched.not_modified or (feed.body_hash == digest and feed.last_success is not None):
@@ -197,6 +199,8 @@ async def poll_feed(
                 runtime.rng,
             )
     except FeedError as exc:
+        if fetch_seconds is None:
+            fetch_seconds = time.monotonic() - started
         if isinstance(exc, FetchError):
             _observe(network, feed.fetch_url, reached=not exc.network)
         down = network is not None and network.down
@@ -205,7 +209,7 @@ async def poll_feed(
     duration = time.monotonic() - started
     _log_poll(feed, intent, duration)
     if metrics is not None:
-        metrics.polled(intent, duration)
+        metrics.polled(intent, fetch_seconds)
     return PollResult(
         feed.url, intent.status, intent.error, len(intent.seen), len(intent.alerts), duration
     )

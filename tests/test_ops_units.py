@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from monitor.config import Secrets
 from monitor.daemon import SHUTDOWN_GRACE_SECONDS
 from monitor.http import Health, HTTPEndpoint, Liveness, judge_health
 from monitor.logs import event, reconfigure_logging, setup_logging
+from monitor.metrics import Metrics
+from monitor.model import FeedStatus, FeedUpdateIntent, SourceIntent
 from monitor.sdnotify import SystemdNotifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,6 +205,22 @@ def test_skipped_scheduler_runs_are_not_logged_but_other_scheduler_warnings_are(
     out = stream.getvalue()
     assert "maximum number of running instances" not in out
     assert "was missed by 0:00:31" in out
+
+
+def test_matches_count_alerts_and_sources_and_fetch_time_is_the_http_part() -> None:
+    """A match that joins an earlier alert as a source is a match of its rule too; the fetch
+    histogram takes the time it is given (the HTTP exchange), not the whole poll."""
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    metrics = Metrics()
+    source = SourceIntent("drones", "link:a.example/1", "A", "https://a.example/rss", None)
+    intent = FeedUpdateIntent(
+        "https://a.example/rss", now, FeedStatus.OK, now, 0, sources=(source,)
+    )
+    metrics.polled(intent, 0.07)
+    text = metrics.registry.get_sample_value
+    assert text("news_monitor_matches_total", {"rule": "drones"}) == 1
+    assert text("news_monitor_fetch_duration_seconds_bucket", {"le": "0.05"}) == 0
+    assert text("news_monitor_fetch_duration_seconds_bucket", {"le": "0.1"}) == 1
 
 
 def test_dockerfile_and_systemd_unit_agree_with_the_daemon() -> None:
