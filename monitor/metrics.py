@@ -26,6 +26,8 @@ from prometheus_client import (
 from monitor import __version__
 from monitor.model import DeliveryOutcome, DeliveryState, FeedUpdateIntent, StatusReport
 
+# news_monitor_feeds_failing{streak=N}: how many feeds have failed N polls in a row or more.
+STREAK_STEPS = (1, 3, 10)
 # The label a delivery attempt is counted under, by how it ended.
 SENT, RETRY, PAUSED, FAILED = "sent", "retry", "paused", "failed"
 
@@ -94,6 +96,19 @@ class Metrics:
         self.feeds_in_error = Gauge(
             "news_monitor_feeds_in_error", "Feeds whose last poll failed (or were Gone)", registry=r
         )
+        # Per-feed series would carry feed URLs (tokens live in some) and thousands of
+        # labels; the streaks are shown per feed by `status`, summarised here.
+        self.feeds_failing = Gauge(
+            "news_monitor_feeds_failing",
+            "Feeds whose error streak (failed polls in a row) is at least `streak`",
+            ["streak"],
+            registry=r,
+        )
+        self.longest_streak = Gauge(
+            "news_monitor_feed_error_streak_max",
+            "The longest error streak of any feed (0 when every feed is fine)",
+            registry=r,
+        )
         self.last_tick = Gauge(
             "news_monitor_last_tick_timestamp_seconds",
             "Unix time of the scheduler's last successful tick",
@@ -153,6 +168,12 @@ class Metrics:
         mine = [f for f in report.feeds if f.url in urls]
         self.feeds.set(len(urls))
         self.feeds_in_error.set(sum(1 for f in mine if f.status in ("error", "gone")))
+        streaks = [f.error_streak for f in mine]
+        for at_least in STREAK_STEPS:
+            self.feeds_failing.labels(streak=str(at_least)).set(
+                sum(1 for s in streaks if s >= at_least)
+            )
+        self.longest_streak.set(max(streaks, default=0))
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every series."""

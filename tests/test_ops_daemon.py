@@ -300,6 +300,9 @@ def test_metrics_and_status_report_a_known_run(
         assert 0 <= value("news_monitor_outbox_oldest_pending_age_seconds") < 60
         assert value("news_monitor_feeds") == 2
         assert value("news_monitor_feeds_in_error") == 1
+        assert value("news_monitor_feeds_failing", streak="1") == 1
+        assert value("news_monitor_feeds_failing", streak="3") == 0
+        assert value("news_monitor_feed_error_streak_max") == 1
         assert started <= value("news_monitor_last_tick_timestamp_seconds") <= time.time()
         assert value("news_monitor_config_last_reload_successful") == 1
 
