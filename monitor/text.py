@@ -12,8 +12,12 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-# Characters that are invisible in print but split or glue words for a matcher.
-_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), None)
+# Characters that are invisible in print but split or glue words for a matcher, and the
+# C0 controls but tab and line breaks: no text needs them, some stores refuse NUL
+# (PostgreSQL's text type), and feeds do carry them ("&#0;", stray bytes).
+_CONTROLS = "".join(chr(c) for c in (*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F))
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff" + _CONTROLS), None)
+_CONTROL_TABLE = dict.fromkeys(map(ord, _CONTROLS), None)
 _BLOCK_TAGS = frozenset(
     [
         "address",
@@ -84,6 +88,11 @@ def _strip_once(value: str) -> str:
     parser.feed(value)
     parser.close()
     return "".join(parser.parts)
+
+
+def strip_controls(value: str) -> str:
+    """``value`` without C0 control characters (tab and line breaks kept) and DEL."""
+    return value.translate(_CONTROL_TABLE)
 
 
 def html_to_text(value: str | None, *, single_line: bool = False) -> str:

@@ -292,6 +292,30 @@ def test_bodies_without_entries_raise_a_specific_parse_error(body: bytes, messag
     assert str(info.value) == message
 
 
+def test_control_characters_never_reach_an_entry() -> None:
+    """NUL and other C0 controls (as "&#0;" or raw) are removed from text, ids and links, in
+    RSS and JSON Feed alike: no store must refuse an entry for them (PostgreSQL refuses NUL)."""
+    body = rss(
+        "<item><title>Drone&#0; strike\x01</title><guid>id&#0;1</guid>"
+        "<link>https://a.example/1&#1;</link><description>a&#0;b</description></item>"
+    )
+    [entry] = parse(body).entries
+    assert (entry.title, entry.id, entry.link, entry.summary) == (
+        "Drone strike",
+        "id1",
+        "https://a.example/1",
+        "ab",
+    )
+    feed = json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "items": [{"id": "j\u00001", "title": "T\u0000x", "url": "https://a.example/2"}],
+        }
+    ).encode()
+    [item] = parse(feed, "application/feed+json").entries
+    assert (item.id, item.title) == ("j1", "Tx")
+
+
 def test_items_with_nothing_to_show_are_skipped_with_a_warning() -> None:
     """An item with no title, text or link is not an entry; the skip is reported."""
     body = rss("<item></item><item><title>Drone strike</title></item>")

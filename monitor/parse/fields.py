@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urljoin, urlsplit
 
+from monitor.text import strip_controls
+
 
 def absolute_link(link: object, base: str) -> str | None:
     """An absolute http(s) URL, resolved against ``base``; None for anything else.
@@ -12,10 +14,10 @@ def absolute_link(link: object, base: str) -> str | None:
     Relative links are common (GitHub's release feeds use them throughout);
     ``javascript:`` and ``data:`` links are never passed on to an alert.
     """
-    if not isinstance(link, str) or not link.strip():
+    if not isinstance(link, str) or not strip_controls(link).strip():
         return None
     try:
-        absolute = urljoin(base, link.strip())
+        absolute = urljoin(base, strip_controls(link).strip())
         scheme = urlsplit(absolute).scheme
     except ValueError:
         return None

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from monitor.model import Entry
+from monitor.text import strip_controls
 
 MAX_ID = 512
 _SEP = "\x1f"  # unit separator: cannot occur in the plain text it joins
@@ -28,7 +29,7 @@ def entry_id(
     """The id of an entry: its own id, else its link, else ``sha256:`` of stable fields."""
     for candidate in (raw_id, link):
         if isinstance(candidate, str | int) and not isinstance(candidate, bool):
-            text = str(candidate).strip()
+            text = strip_controls(str(candidate)).strip()
             if text:
                 return text if len(text) <= MAX_ID else _hash(text)
     stamp = published.isoformat() if published else ""
