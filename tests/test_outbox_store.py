@@ -1,28 +1,29 @@
-"""The store's outbox mechanics (issue 4): pauses, batches, send log, failing streaks, health."""
+"""The store's outbox mechanics (issue 4): pauses, batches, send log, failing streaks, health.
+
+Part of the store contract, run against every backend. Upgrading a version-1
+SQLite file lives with SQLite's own promises in ``test_store_sqlite.py``.
+"""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_store import T0, A, B, alert, poll
+from test_store import BACKENDS, T0, A, B, alert, location, poll
 
 from monitor.model import AlertIntent, DeliveryOutcome, DeliveryState, FeedStatus
-from monitor.store import Store
+from monitor.store import Store, open_store
 from monitor.store.base import HealthNotice, HealthSubject, MessageOutcome
-from monitor.store.migrations import MIGRATIONS, SCHEMA_VERSION
-from monitor.store.sqlite import SQLiteStore
 
 MINUTE = timedelta(minutes=1)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """A fresh store of each backend (SQLite for now)."""
-    opened: Store = SQLiteStore(str(tmp_path / "monitor.db"))
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh store of each backend (SQLite, PostgreSQL), as in ``test_store.py``."""
+    opened = open_store(location(request, tmp_path))
     yield opened
     opened.close()
 
@@ -161,27 +162,3 @@ def test_queue_health_remembers_the_streak_and_queues_each_story_once(store: Sto
     cleared = HealthNotice(HealthSubject.TARGET, "phone", health_alert("h3", "desk"), None)
     assert store.queue_health(cleared, T0)
     assert store.target_states()["phone"].health_alert_since is None
-
-
-def test_a_version_1_file_is_upgraded_in_place(tmp_path: Path) -> None:
-    """A state file from before issue 4 gains the new tables; a failing feed's streak is kept."""
-    path = tmp_path / "old.db"
-    raw = sqlite3.connect(path, isolation_level=None)
-    for statement in MIGRATIONS[0]:
-        raw.execute(statement)
-    raw.execute("PRAGMA user_version = 1")
-    raw.execute(
-        "INSERT INTO feeds (url, fetch_url, status, error_streak, last_fetch, next_due)"
-        " VALUES (?, ?, 'error', 4, '2024-10-18T06:00:00.000000Z', '2024-10-18T07:00:00.000000Z')",
-        (A, A),
-    )
-    raw.close()
-    with SQLiteStore(str(path)) as upgraded:
-        (health,) = upgraded.feed_health([A])
-        assert health.failing_since == T0
-        assert upgraded.target_states() == {}
-    raw = sqlite3.connect(path)
-    try:
-        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
-    finally:
-        raw.close()

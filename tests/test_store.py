@@ -1,17 +1,22 @@
 """The state store contract: what every backend must do, checked through the ``Store`` protocol.
 
-The tests take the ``store`` fixture typed as ``Store``, so a PostgreSQL store
-(SPEC §8) joins by adding itself to the fixture. SQLite's own promises (file,
-schema, concurrency, crashes) are in ``test_store_sqlite.py``.
+The tests take the ``store`` fixture typed as ``Store``, which opens each
+backend in turn: SQLite, and PostgreSQL (SPEC §8) on a real server started for
+the session (``conftest.py``), skipped with the reason when that cannot run.
+SQLite's own promises (file, schema, concurrency, crashes) are in
+``test_store_sqlite.py``; PostgreSQL's own are at the end of this file.
 """
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from pgserver import PostgresServer
 
 from monitor.model import (
     AlertIntent,
@@ -24,17 +29,26 @@ from monitor.model import (
     Source,
     SourceIntent,
 )
-from monitor.store import Store
-from monitor.store.sqlite import SQLiteStore
+from monitor.store import Store, open_store
 
 T0 = datetime(2024, 10, 18, 6, 0, tzinfo=UTC)
 A, B, C = "https://a.example/rss", "https://b.example/rss", "https://c.example/atom"
 
+BACKENDS = ("sqlite", "postgres")
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """A fresh store of each backend (SQLite for now)."""
-    opened: Store = SQLiteStore(str(tmp_path / "state" / "monitor.db"))
+
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a fresh, empty store of the backend ``request.param`` lives: a path or a URL."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return str(tmp_path / "state" / "monitor.db")
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh store of each backend, opened as the daemon opens it (``open_store``)."""
+    opened = open_store(location(request, tmp_path))
     yield opened
     opened.close()
 
@@ -108,6 +122,31 @@ def test_sync_feeds_adds_new_feeds_due_now_and_keeps_existing_state(store: Store
     )
     assert c.next_due == T0 + timedelta(hours=1)
     assert [f.url for f in store.feeds([C, "https://unknown.example/", A, C])] == [C, A]
+
+
+def test_times_come_back_as_aware_utc_whatever_zone_they_went_in(store: Store) -> None:
+    """A time given in another zone is the same instant when read back, in ``datetime.UTC``."""
+    kyiv = timezone(timedelta(hours=3))
+    store.apply(poll(A, T0.astimezone(kyiv), next_due=(T0 + timedelta(minutes=5)).astimezone(kyiv)))
+    (feed,) = store.feeds([A])
+    assert (feed.last_success, feed.next_due) == (T0, T0 + timedelta(minutes=5))
+    assert feed.last_success is not None and feed.last_success.tzinfo is UTC
+    assert feed.next_due is not None and feed.next_due.tzinfo is UTC
+    assert store.status().feeds[0].last_fetch == T0
+
+
+def test_urls_and_names_sort_by_their_characters_codes(store: Store) -> None:
+    """Listings in URL or name order use code point order, whatever the database's language."""
+    urls = ["https://b.example/", "https://B.example/", "https://_a.example/", "https://a.example/"]
+    store.sync_feeds(urls, T0)
+    for url in urls:
+        store.apply(poll(url, T0, status=FeedStatus.ERROR, error_streak=1, next_due=T0))
+    assert [f.url for f in store.status().feeds] == sorted(urls)
+    assert [f.url for f in store.due_feeds(urls, T0, 10)] == sorted(urls)
+    assert [f.url for f in store.feed_health(urls)] == sorted(urls)
+    for name in ("desk", "Desk", "_desk"):
+        store.pause_target(name, T0, "test")
+    assert list(store.target_states()) == ["Desk", "_desk", "desk"]
 
 
 def test_due_feeds_most_overdue_first_within_limit_and_never_gone(store: Store) -> None:
@@ -433,3 +472,139 @@ def test_status_reports_feeds_outbox_and_latest_alerts(store: Store) -> None:
         (alert("dead", "t1", B).title, T0 + timedelta(minutes=1), {"slack": DeliveryState.PENDING}),
     ]
     assert report.failed_deliveries == ()
+
+
+# -- PostgreSQL's own promises (SPEC §8): many processes, one database --------------
+
+
+def test_open_store_chooses_postgresql_for_its_urls(postgres_url: str) -> None:
+    """A ``postgresql://`` state is the PostgreSQL store, named in errors without its password."""
+    from monitor.store.postgres import PostgresStore
+
+    with open_store(postgres_url) as opened:
+        assert isinstance(opened, PostgresStore)
+        assert ":" not in opened.name.partition("//")[2].partition("@")[0]
+        assert opened.name.endswith(postgres_url.rpartition("@")[2].partition("?")[0])
+
+
+def test_postgres_processes_starting_at_once_migrate_once(postgres_url: str) -> None:
+    """Several stores opening a new database together all succeed, at one schema version."""
+    import psycopg
+
+    from monitor.store.postgres_schema import SCHEMA_VERSION
+
+    opened: list[Store] = []
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            opened.append(open_store(postgres_url))
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    opened[0].sync_feeds([A], T0)
+    assert all(len(each.feeds([A])) == 1 for each in opened)
+    for each in opened:
+        each.close()
+    with psycopg.connect(postgres_url) as raw:
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
+def test_postgres_refuses_a_newer_schema_and_tables_it_did_not_create(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """A database migrated by a newer version, or with foreign tables of our names, is refused."""
+    import psycopg
+
+    from monitor.errors import StoreError
+    from monitor.store.postgres_schema import SCHEMA_VERSION
+
+    open_store(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as raw:
+        raw.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+    with pytest.raises(StoreError, match=rf"newer news-monitor \(schema {SCHEMA_VERSION + 1}"):
+        open_store(postgres_url)
+    other = f"other_{uuid.uuid4().hex[:12]}"
+    postgres_server.create_database(other)
+    try:
+        with psycopg.connect(postgres_server.url(other), autocommit=True) as raw:
+            raw.execute("CREATE TABLE feeds (id integer)")
+        with pytest.raises(StoreError, match=r"tables news-monitor did not create \(feeds\)"):
+            open_store(postgres_server.url(other))
+    finally:
+        postgres_server.drop_database(other)
+
+
+def test_postgres_errors_never_show_the_password(postgres_server: PostgresServer) -> None:
+    """A refused login or a malformed URL is a StoreError naming the database, password masked."""
+    from monitor.errors import StoreError
+
+    secret = "s3cret-Pa55"
+    for url in (
+        postgres_server.url("postgres", password=secret),
+        postgres_server.url("postgres", password=secret) + "?sslmode=bogus",
+        postgres_server.url("postgres", password=f"{secret}%zz"),  # libpq quotes bad escapes
+        f"postgresql://monitor:{secret}@127.0.0.1:{postgres_server.port}/postgres?x=1&password={secret}",
+    ):
+        with pytest.raises(StoreError) as caught:
+            open_store(url)
+        message = str(caught.value)
+        assert f"monitor@127.0.0.1:{postgres_server.port}/postgres" in message
+        chain = [message, *(repr(e) for e in (caught.value.__cause__, caught.value.__context__))]
+        assert not any(secret in text for text in chain), chain
+
+
+def test_postgres_writers_in_two_processes_keep_one_alert_per_rule_and_story(
+    postgres_url: str,
+) -> None:
+    """Two stores alerting the same stories at once: one alert each, both feeds as sources."""
+    stores = [open_store(postgres_url), open_store(postgres_url)]
+    stories = [f"s{n}" for n in range(30)]
+    errors: list[BaseException] = []
+
+    def work(store: Store, url: str) -> None:
+        try:
+            for story in stories:
+                store.apply(poll(url, T0, alerts=(alert("dead", story, url, "desk"),)))
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=work, args=pair) for pair in zip(stores, (A, B), strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    due = stores[0].pending_deliveries(T0, 1000)
+    assert sorted(p.alert.rule + p.target for p in due) == ["deaddesk"] * len(stories)
+    assert all({s.feed for s in p.alert.sources} == {f"Feed {A}", f"Feed {B}"} for p in due)
+    for each in stores:
+        each.close()
+
+
+def test_postgres_store_reconnects_after_the_server_drops_it(postgres_url: str) -> None:
+    """A dropped connection fails the call that sees it; the next call connects again."""
+    import psycopg
+
+    from monitor.errors import StoreError
+
+    with open_store(postgres_url) as opened:
+        opened.sync_feeds([A], T0)
+        with psycopg.connect(postgres_url, autocommit=True) as raw:
+            raw.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(StoreError, match="PostgreSQL database postgresql://monitor@"):
+            opened.feeds([A])
+        assert [f.url for f in opened.feeds([A])] == [A]
+    with pytest.raises(StoreError, match="is closed"):
+        opened.feeds([A])

@@ -22,7 +22,7 @@ from test_store import T0, A, B, alert, poll, seen
 
 from monitor.errors import StoreError
 from monitor.store import Store
-from monitor.store.migrations import SCHEMA_VERSION
+from monitor.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from monitor.store.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,6 +101,30 @@ def test_another_programs_database_is_refused(tmp_path: Path) -> None:
         StoreError, match=re.escape(f"{path} is an SQLite database that news-monitor did not")
     ):
         SQLiteStore(str(path))
+
+
+def test_a_version_1_file_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A state file from before issue 4 gains the new tables; a failing feed's streak is kept."""
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0]:
+        raw.execute(statement)
+    raw.execute("PRAGMA user_version = 1")
+    raw.execute(
+        "INSERT INTO feeds (url, fetch_url, status, error_streak, last_fetch, next_due)"
+        " VALUES (?, ?, 'error', 4, '2024-10-18T06:00:00.000000Z', '2024-10-18T07:00:00.000000Z')",
+        (A, A),
+    )
+    raw.close()
+    with SQLiteStore(str(path)) as upgraded:
+        (health,) = upgraded.feed_health([A])
+        assert health.failing_since == T0
+        assert upgraded.target_states() == {}
+    raw = sqlite3.connect(path)
+    try:
+        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    finally:
+        raw.close()
 
 
 @pytest.mark.parametrize("kind", ["directory", "not a database", "parent is a file"])

@@ -230,12 +230,14 @@ class Store(Protocol):
 def open_store(location: str) -> Store:
     """Open (creating and migrating as needed) the store at ``location``.
 
-    A path means SQLite; ``postgresql://`` URLs are reserved for SPEC §8.
+    A ``postgresql://`` (or ``postgres://``) URL means PostgreSQL (SPEC §8),
+    anything else a SQLite file path.
     """
     if location.startswith(("postgresql://", "postgres://")):
-        from monitor.errors import StoreError
+        # Imported here so that SQLite users never import psycopg.
+        from monitor.store.postgres import PostgresStore
 
-        raise StoreError("PostgreSQL state is not available yet; use a SQLite file path")
+        return PostgresStore(location)
     from monitor.store.sqlite import SQLiteStore
 
     return SQLiteStore(location)
