@@ -60,7 +60,7 @@ from monitor.store.base import (
 )
 from monitor.store.postgres_codec import Conn, ts
 from monitor.store.postgres_schema import migrate
-from monitor.store.sqlite import Pruned
+from monitor.store.rows import Pruned
 
 # How often a write transaction that lost a serialization conflict is run again.
 RETRIES = 20

@@ -17,10 +17,9 @@ from monitor.model import (
     FeedStatus,
     FeedUpdateIntent,
     StoreLookup,
-    StoryRef,
 )
 from monitor.store.postgres_codec import FEED_COLUMNS, Conn, feed_row, ts, ts_opt, utc_opt
-from monitor.store.sqlite_codec import hits_json, json_list
+from monitor.store.rows import hits_json, json_list, lookup_result, winning_stories
 
 
 def sync_feeds(conn: Conn, urls: Sequence[str], now: datetime) -> None:
@@ -73,8 +72,7 @@ def lookup(
 ) -> StoreLookup:
     """See :meth:`monitor.store.sqlite.SQLiteStore.lookup`.
 
-    When several stories qualify for one key, the one this feed recorded wins,
-    then the most recently recorded (a story continues), then the greatest id.
+    Which story a key means when several qualify: :func:`monitor.store.rows.winning_stories`.
     """
     window = ts(since)
     seen_ids = frozenset(
@@ -94,18 +92,12 @@ def lookup(
         " WHERE key = ANY(%s::text[]) AND seen_at >= %s",
         (list(title_keys), window),
     ).fetchall()
-    best: dict[str, tuple[bool, datetime, str]] = {}
-    for key, source, story, seen_at in rows:
-        rank = (source == feed_url, seen_at, story)
-        if key not in best or rank > best[key]:
-            best[key] = rank
-    alerted: dict[str, set[str]] = {rank[2]: set() for rank in best.values()}
-    for story, rule in conn.execute(
-        "SELECT story, rule FROM alerts WHERE story = ANY(%s::text[])", (list(alerted),)
-    ):
-        alerted[story].add(rule)
-    refs = {story: StoryRef(story, frozenset(rules)) for story, rules in alerted.items()}
-    return StoreLookup(seen_ids, {key: refs[rank[2]] for key, rank in best.items()})
+    stories = winning_stories(rows, feed_url)
+    alerted = conn.execute(
+        "SELECT story, rule FROM alerts WHERE story = ANY(%s::text[])",
+        (sorted(set(stories.values())),),
+    )
+    return lookup_result(seen_ids, stories, alerted)
 
 
 def apply(conn: Conn, intent: FeedUpdateIntent) -> None:

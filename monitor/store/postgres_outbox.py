@@ -19,12 +19,12 @@ from monitor.model import (
     FeedReport,
     FeedStatus,
     PendingDelivery,
-    Source,
     StatusReport,
 )
 from monitor.store.base import QueuedDelivery
 from monitor.store.postgres_codec import Conn, ts, utc, utc_opt
-from monitor.store.sqlite_codec import hits_from_json, terms_from_json
+from monitor.store.rows import alert_records as build_alert_records
+from monitor.store.rows import hits_from_json, terms_from_json
 
 
 def pending_deliveries(conn: Conn, now: datetime, limit: int) -> list[PendingDelivery]:
@@ -144,32 +144,17 @@ def record(conn: Conn, outcome: DeliveryOutcome) -> None:
 def alert_records(conn: Conn, ids: Iterable[int]) -> dict[int, AlertRecord]:
     """The alerts with these ids, each with its sources in the order they were recorded."""
     wanted = sorted(ids)
-    sources: dict[int, list[Source]] = {}
-    for alert_id, feed, link in conn.execute(
+    sources = conn.execute(
         "SELECT alert_id, feed, link FROM alert_sources WHERE alert_id = ANY(%s::bigint[])"
         " ORDER BY id",
         (wanted,),
-    ):
-        sources.setdefault(alert_id, []).append(Source(feed, link))
-    return {
-        row[0]: AlertRecord(
-            id=row[0],
-            rule=row[1],
-            title=row[2],
-            link=row[3],
-            published=utc_opt(row[4]),
-            summary=row[5],
-            terms=terms_from_json(row[6]),
-            hits=hits_from_json(row[7]),
-            sources=tuple(sources.get(row[0], ())),
-            created_at=utc(row[8]),
-        )
-        for row in conn.execute(
-            "SELECT id, rule, title, link, published, summary, terms, hits, created_at"
-            " FROM alerts WHERE id = ANY(%s::bigint[])",
-            (wanted,),
-        )
-    }
+    ).fetchall()
+    alerts = conn.execute(
+        "SELECT id, rule, title, link, published, summary, terms, hits, created_at"
+        " FROM alerts WHERE id = ANY(%s::bigint[])",
+        (wanted,),
+    ).fetchall()
+    return build_alert_records(alerts, sources, utc, terms_from_json, hits_from_json)
 
 
 def status(conn: Conn, recent: int) -> StatusReport:

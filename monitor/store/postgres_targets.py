@@ -22,7 +22,7 @@ from monitor.store.base import (
 from monitor.store.postgres_codec import Conn, ts, ts_opt, utc, utc_opt
 from monitor.store.postgres_feeds import insert_alert
 from monitor.store.postgres_outbox import record
-from monitor.store.sqlite_targets import SENDS_KEPT
+from monitor.store.rows import SENDS_KEPT
 
 _ADD_TARGET = "INSERT INTO targets (name) VALUES (%s) ON CONFLICT DO NOTHING"
 

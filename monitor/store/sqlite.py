@@ -28,7 +28,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -53,18 +52,11 @@ from monitor.store.base import (
     TargetState,
 )
 from monitor.store.migrations import migrate
+from monitor.store.rows import Pruned
 from monitor.store.sqlite_codec import ts
 
 # Long enough for any one transaction of another process to finish.
 BUSY_TIMEOUT = 10.0  # seconds
-
-
-@dataclass(frozen=True, slots=True)
-class Pruned:
-    """How many rows :meth:`SQLiteStore.prune` deleted."""
-
-    seen: int
-    story_keys: int
 
 
 class SQLiteStore:

@@ -8,12 +8,11 @@ readable in the ``sqlite3`` shell. Lists (query terms, hits, sets of keys for
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.model import FeedForUpdate, FeedStatus, Hit
+from monitor.model import FeedForUpdate, FeedStatus
 
 
 def ts(moment: datetime) -> str:
@@ -37,28 +36,6 @@ def dt(text: str) -> datetime:
 def dt_opt(text: str | None) -> datetime | None:
     """:func:`dt`, passing None (NULL) through."""
     return None if text is None else dt(text)
-
-
-def json_list(values: Iterable[object]) -> str:
-    """Values as a JSON array: for ``IN (SELECT value FROM json_each(?))`` and list columns."""
-    return json.dumps(list(values), ensure_ascii=False)
-
-
-def hits_json(hits: Iterable[Hit]) -> str:
-    """Hits as a JSON array of objects (readable, and the same shape in any backend)."""
-    return json_list(
-        {"field": hit.field, "start": hit.start, "end": hit.end, "term": hit.term} for hit in hits
-    )
-
-
-def hits_from_json(text: str) -> tuple[Hit, ...]:
-    """The inverse of :func:`hits_json`."""
-    return tuple(Hit(h["field"], h["start"], h["end"], h["term"]) for h in json.loads(text))
-
-
-def terms_from_json(text: str) -> tuple[str, ...]:
-    """A stored JSON array of query terms."""
-    return tuple(str(term) for term in json.loads(text))
 
 
 def feed_row(row: Sequence[Any]) -> FeedForUpdate:

@@ -18,9 +18,9 @@ from monitor.model import (
     FeedStatus,
     FeedUpdateIntent,
     StoreLookup,
-    StoryRef,
 )
-from monitor.store.sqlite_codec import dt_opt, feed_row, hits_json, json_list, ts, ts_opt
+from monitor.store.rows import hits_json, json_list, lookup_result, winning_stories
+from monitor.store.sqlite_codec import dt_opt, feed_row, ts, ts_opt
 
 
 def sync_feeds(conn: sqlite3.Connection, urls: Sequence[str], now: datetime) -> None:
@@ -79,8 +79,7 @@ def lookup(
 ) -> StoreLookup:
     """See :meth:`monitor.store.base.Store.lookup`.
 
-    When several stories qualify for one key, the one this feed recorded wins,
-    then the most recently recorded (a story continues), then the greatest id.
+    Which story a key means when several qualify: :func:`monitor.store.rows.winning_stories`.
     """
     window = ts(since)
     seen_ids = frozenset(
@@ -101,19 +100,12 @@ def lookup(
         " WHERE key IN (SELECT value FROM json_each(?)) AND seen_at >= ?",
         (json_list(title_keys), window),
     ).fetchall()
-    best: dict[str, tuple[bool, str, str]] = {}
-    for key, source, story, seen_at in rows:
-        rank = (source == feed_url, seen_at, story)
-        if key not in best or rank > best[key]:
-            best[key] = rank
-    alerted: dict[str, set[str]] = {rank[2]: set() for rank in best.values()}
-    for story, rule in conn.execute(
+    stories = winning_stories(rows, feed_url)
+    alerted = conn.execute(
         "SELECT story, rule FROM alerts WHERE story IN (SELECT value FROM json_each(?))",
-        (json_list(alerted),),
-    ):
-        alerted[story].add(rule)
-    refs = {story: StoryRef(story, frozenset(rules)) for story, rules in alerted.items()}
-    return StoreLookup(seen_ids, {key: refs[rank[2]] for key, rank in best.items()})
+        (json_list(sorted(set(stories.values()))),),
+    )
+    return lookup_result(seen_ids, stories, alerted)
 
 
 def apply(conn: sqlite3.Connection, intent: FeedUpdateIntent) -> None:

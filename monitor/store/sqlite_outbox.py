@@ -19,18 +19,12 @@ from monitor.model import (
     FeedReport,
     FeedStatus,
     PendingDelivery,
-    Source,
     StatusReport,
 )
 from monitor.store.base import QueuedDelivery
-from monitor.store.sqlite_codec import (
-    dt,
-    dt_opt,
-    hits_from_json,
-    json_list,
-    terms_from_json,
-    ts,
-)
+from monitor.store.rows import alert_records as build_alert_records
+from monitor.store.rows import hits_from_json, json_list, terms_from_json
+from monitor.store.sqlite_codec import dt, dt_opt, ts
 
 
 def pending_deliveries(
@@ -154,32 +148,17 @@ def record(conn: sqlite3.Connection, outcome: DeliveryOutcome) -> None:
 def alert_records(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, AlertRecord]:
     """The alerts with these ids, each with its sources in the order they were recorded."""
     wanted = json_list(sorted(ids))
-    sources: dict[int, list[Source]] = {}
-    for alert_id, feed, link in conn.execute(
+    sources = conn.execute(
         "SELECT alert_id, feed, link FROM alert_sources"
         " WHERE alert_id IN (SELECT value FROM json_each(?)) ORDER BY id",
         (wanted,),
-    ):
-        sources.setdefault(alert_id, []).append(Source(feed, link))
-    return {
-        row[0]: AlertRecord(
-            id=row[0],
-            rule=row[1],
-            title=row[2],
-            link=row[3],
-            published=dt_opt(row[4]),
-            summary=row[5],
-            terms=terms_from_json(row[6]),
-            hits=hits_from_json(row[7]),
-            sources=tuple(sources.get(row[0], ())),
-            created_at=dt(row[8]),
-        )
-        for row in conn.execute(
-            "SELECT id, rule, title, link, published, summary, terms, hits, created_at"
-            " FROM alerts WHERE id IN (SELECT value FROM json_each(?))",
-            (wanted,),
-        )
-    }
+    ).fetchall()
+    alerts = conn.execute(
+        "SELECT id, rule, title, link, published, summary, terms, hits, created_at"
+        " FROM alerts WHERE id IN (SELECT value FROM json_each(?))",
+        (wanted,),
+    )
+    return build_alert_records(alerts, sources, dt, terms_from_json, hits_from_json)
 
 
 def status(conn: sqlite3.Connection, recent: int) -> StatusReport:

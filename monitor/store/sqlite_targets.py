@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from monitor.model import FeedStatus
 from monitor.store.base import (
@@ -19,12 +19,12 @@ from monitor.store.base import (
     MessageOutcome,
     TargetState,
 )
-from monitor.store.sqlite_codec import dt, dt_opt, json_list, ts, ts_opt
+from monitor.store.rows import SENDS_KEPT, json_list
+from monitor.store.sqlite_codec import dt, dt_opt, ts, ts_opt
 from monitor.store.sqlite_feeds import insert_alert
 from monitor.store.sqlite_outbox import record
 
 # The send log only serves rate limits; a period longer than this counts this much.
-SENDS_KEPT = timedelta(days=31)
 
 
 def record_message(conn: sqlite3.Connection, outcome: MessageOutcome) -> None:
