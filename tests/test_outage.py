@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import random
+import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from daemon_proc import run_cli, status_json
 
 from monitor.decide import OUTAGE_RETRY, FeedSpec, decide_failure
 from monitor.errors import FetchError, HTTPStatusError
@@ -138,3 +141,32 @@ def test_server_errors_during_an_outage_still_count_against_the_feed() -> None:
     error = HTTPStatusError(500, "HTTP 500 Internal Server Error")
     intent = decide_failure(failing_feed(3), SPEC, error, NOW, random.Random(1), network_down=True)
     assert intent.error_streak == 4
+
+
+def test_run_once_with_every_host_unreachable_says_the_network_is_down(tmp_path: Path) -> None:
+    """Through the real `run --once`: four feeds whose hosts refuse connections are one
+    outage, logged once; feeds polled once it is recognised are not blamed (streak 1)."""
+    ports = []
+    for _ in range(4):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    config = tmp_path / "monitor.yaml"
+    feeds = "".join(f"  - url: http://127.0.0.1:{port}/rss\n" for port in ports)
+    config.write_text(
+        f"state: {tmp_path / 'state.db'}\n"
+        "poll: {concurrency: 1, jitter: 0}\n"  # one at a time: the order of evidence is fixed
+        f"feeds:\n{feeds}"
+        "targets: {terminal: 'console://'}\n"
+        "rules: [{name: r, query: drone, notify: [terminal]}]\n"
+    )
+    done = run_cli(config, "run", "--once")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("network.down") == 1, done.stderr
+    feeds_after = status_json(config)["feeds"]
+    assert all(f["error_streak"] == 1 for f in feeds_after)
+    blamed_on_network = [f for f in feeds_after if "the network is down" in (f["error"] or "")]
+    assert len(blamed_on_network) == 2  # the third failure completes the evidence; 3rd and 4th
+    now = datetime.now(UTC)
+    for feed in blamed_on_network:
+        assert datetime.fromisoformat(feed["next_due"]) - now < OUTAGE_RETRY * 1.25
