@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--alerts", type=int, default=10, metavar="N", help="recent alerts shown")
     _common(status)
 
+    migrate = commands.add_parser("migrate", help="create or upgrade the state's schema")
+    migrate.description = (
+        "Create or upgrade the schema of the state (SQLite file or PostgreSQL database) and "
+        "print its version. `run` does the same at start; run this first when upgrading."
+    )
+    _common(migrate)
+
     demo = commands.add_parser("demo", help="the whole pipeline offline, on bundled feeds")
     demo.description = (
         "Serve the bundled sample feeds on a local port, run the example rules over them "

@@ -18,7 +18,7 @@ from monitor.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-COMMANDS = ["run", "check", "match", "notify-test", "status", "demo"]
+COMMANDS = ["run", "check", "match", "notify-test", "status", "migrate", "demo"]
 BEGIN, END = "<!-- commands:begin -->", "<!-- commands:end -->"
 
 

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from receivers import HTTPReceiver
+
+from monitor.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_RULES = ("war-dead-repatriation", "north-korean-troops", "drone-barrage")
@@ -307,3 +310,31 @@ def test_output_into_a_pipe_closed_early_ends_quietly(tmp_path: Path) -> None:
     assert "Exception ignored" not in stderr, stderr  # nothing left to flush at exit either
     # 1, as Python's "Note on SIGPIPE" does; 0 would mean the pipe never broke (no test).
     assert code == 1, stderr
+
+
+# -- migrate ------------------------------------------------------------------------------------
+
+
+def test_migrate_brings_an_old_state_file_up_to_date_and_refuses_a_newer_one(
+    tmp_path: Path,
+) -> None:
+    """`migrate` upgrades a version 1 file to the current schema and says so; a file from a
+    newer news-monitor is a runtime error naming it, and stays as it was."""
+    state = tmp_path / "state.db"
+    with sqlite3.connect(state) as raw:
+        for statement in MIGRATIONS[0]:
+            raw.execute(statement)
+        raw.execute("PRAGMA user_version = 1")
+    config = tmp_path / "monitor.yaml"
+    config.write_text(VALID.format(state=state))
+    env = {"HOOK_TOKEN": SECRET}
+    done = news_monitor("migrate", "--config", str(config), cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{state}: schema version {SCHEMA_VERSION}, up to date\n"
+    with sqlite3.connect(state) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    done = news_monitor("migrate", "--config", str(config), cwd=tmp_path, env=env)
+    assert done.returncode == 1
+    assert "newer news-monitor" in done.stderr and str(state) in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,4 +1,4 @@
-"""The real `run --once`, `status` and `check` with `state: postgresql://...` (SPEC §8)."""
+"""The real `run --once`, `status`, `check` and `migrate` with `state: postgresql://...`."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from daemon_proc import Item, rss, run_cli, status_json
 from feedserver import FeedServer
 from receivers import HTTPReceiver
 
+from monitor.store.postgres_schema import SCHEMA_VERSION
+
 
 def test_run_once_on_postgresql_alerts_once_and_status_reads_it(
     tmp_path: Path, postgres_url: str
 ) -> None:
     """New entries alert once through the PostgreSQL store; a second pass sends nothing;
-    `status` and `check` read the same database and never print its password."""
+    `status`, `check` and `migrate` use the same database and never print its password."""
     now = datetime.now(UTC)
     items = [Item("1", "Drone strike on Odesa port", "https://news.example/1", now)]
     with FeedServer() as feeds, HTTPReceiver() as hook:
@@ -46,3 +48,8 @@ def test_run_once_on_postgresql_alerts_once_and_status_reads_it(
     checked = run_cli(config, "check")
     assert checked.returncode == 0, checked.stderr
     assert password not in checked.stdout + checked.stderr
+    migrated = run_cli(config, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert migrated.stdout.startswith("postgresql://monitor@127.0.0.1:")
+    assert migrated.stdout.endswith(f": schema version {SCHEMA_VERSION}, up to date\n")
+    assert password not in migrated.stdout + migrated.stderr

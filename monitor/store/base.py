@@ -222,6 +222,14 @@ class Store(Protocol):
         """Per-feed state, outbox counts and the ``recent`` latest alerts, for ``status``."""
         ...
 
+    def describe(self) -> str:
+        """Where the state is, fit to print: a file path, or a database URL without password."""
+        ...
+
+    def schema_version(self) -> int:
+        """The version of the state's schema (opening the store migrated it to the newest)."""
+        ...
+
     def close(self) -> None:
         """Flush and close; safe to call twice."""
         ...

@@ -49,7 +49,7 @@ from monitor.model import (
     StatusReport,
     StoreLookup,
 )
-from monitor.store import postgres_feeds, postgres_outbox, postgres_targets
+from monitor.store import postgres_feeds, postgres_outbox, postgres_schema, postgres_targets
 from monitor.store.base import (
     FeedHealth,
     HealthNotice,
@@ -179,6 +179,14 @@ class PostgresStore:
     def prune(self, before: datetime) -> Pruned:
         """Forget seen entries and story keys recorded before ``before``; as in SQLite."""
         return self._run(True, _prune, before)
+
+    def describe(self) -> str:
+        """``postgresql://user@host:port/db``: the database, never its password."""
+        return self.name
+
+    def schema_version(self) -> int:
+        """The database's schema version (its ``schema_version`` table)."""
+        return self._run(False, postgres_schema.schema_version)
 
     def close(self) -> None:
         """Close the connection; safe to call twice. Committed work is already durable."""

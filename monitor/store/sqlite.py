@@ -51,7 +51,7 @@ from monitor.store.base import (
     Store,
     TargetState,
 )
-from monitor.store.migrations import migrate
+from monitor.store.migrations import migrate, schema_version
 from monitor.store.rows import Pruned
 from monitor.store.sqlite_codec import ts
 
@@ -234,6 +234,15 @@ class SQLiteStore:
             seen = conn.execute("DELETE FROM seen WHERE seen_at < ?", (cutoff,)).rowcount
             keys = conn.execute("DELETE FROM story_keys WHERE seen_at < ?", (cutoff,)).rowcount
         return Pruned(seen=seen, story_keys=keys)
+
+    def describe(self) -> str:
+        """The state file's path."""
+        return self.path
+
+    def schema_version(self) -> int:
+        """The file's schema version (``PRAGMA user_version``)."""
+        with self._transaction() as conn:
+            return schema_version(conn)
 
     def close(self) -> None:
         """Close the file; safe to call twice. Committed work is already durable."""
