@@ -14,12 +14,11 @@ from datetime import datetime
 from monitor.model import (
     AlertIntent,
     FeedForUpdate,
-    FeedStatus,
     FeedUpdateIntent,
     StoreLookup,
 )
 from monitor.store.postgres_codec import FEED_COLUMNS, Conn, feed_row, ts, ts_opt, utc_opt
-from monitor.store.rows import hits_json, json_list, lookup_result, winning_stories
+from monitor.store.rows import feed_params, hits_json, json_list, lookup_result, winning_stories
 
 
 def sync_feeds(conn: Conn, urls: Sequence[str], now: datetime) -> None:
@@ -103,7 +102,7 @@ def lookup(
 def apply(conn: Conn, intent: FeedUpdateIntent) -> None:
     """Write one poll's outcome; see :meth:`monitor.store.sqlite.SQLiteStore.apply`."""
     now = ts(intent.now)
-    feed = _feed_params(intent, now)
+    feed = feed_params(intent, now, ts)
     seen_rows = [
         (intent.url, s.entry_id, s.story, s.title, s.link, ts_opt(s.published), now)
         for s in intent.seen
@@ -201,25 +200,3 @@ UPDATE feeds SET
     poll_interval = coalesce(%(poll_interval)s, poll_interval)
 WHERE url = %(url)s
 """
-
-
-def _feed_params(intent: FeedUpdateIntent, now: datetime) -> dict[str, object]:
-    return {
-        "url": intent.url,
-        "fetch_url": intent.fetch_url,
-        "ok": intent.status is FeedStatus.OK,
-        "title": intent.title,
-        "etag": intent.etag,
-        "last_modified": intent.last_modified,
-        "body_hash": intent.body_hash,
-        "status": intent.status.value,
-        "http_status": intent.http_status,
-        "error": intent.error,
-        "error_streak": intent.error_streak,
-        "now": now,
-        "success": intent.success,
-        "next_due": ts(intent.next_due),
-        "poll_interval": (
-            intent.poll_interval.total_seconds() if intent.poll_interval is not None else None
-        ),
-    }

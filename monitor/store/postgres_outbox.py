@@ -17,14 +17,13 @@ from monitor.model import (
     DeliveryOutcome,
     DeliveryState,
     FeedReport,
-    FeedStatus,
     PendingDelivery,
     StatusReport,
 )
 from monitor.store.base import QueuedDelivery
 from monitor.store.postgres_codec import Conn, ts, utc, utc_opt
 from monitor.store.rows import alert_records as build_alert_records
-from monitor.store.rows import hits_from_json, terms_from_json
+from monitor.store.rows import feed_reports, hits_from_json, recent_alerts, terms_from_json
 
 
 def pending_deliveries(conn: Conn, now: datetime, limit: int) -> list[PendingDelivery]:
@@ -183,26 +182,13 @@ def status(conn: Conn, recent: int) -> StatusReport:
 
 
 def _feed_reports(conn: Conn) -> tuple[FeedReport, ...]:
-    return tuple(
-        FeedReport(
-            url=row[0],
-            title=row[1],
-            status=FeedStatus(row[2]),
-            http_status=row[3],
-            error=row[4],
-            error_streak=row[5],
-            last_fetch=utc_opt(row[6]),
-            last_success=utc_opt(row[7]),
-            next_due=utc_opt(row[8]),
-            entries_seen=row[9],
-        )
-        for row in conn.execute(
-            "SELECT url, title, status, http_status, error, error_streak, last_fetch,"
-            " last_success, next_due,"
-            " (SELECT count(*) FROM seen WHERE seen.feed_url = feeds.url)"
-            " FROM feeds ORDER BY url"
-        )
+    rows = conn.execute(
+        "SELECT url, title, status, http_status, error, error_streak, last_fetch,"
+        " last_success, next_due,"
+        " (SELECT count(*) FROM seen WHERE seen.feed_url = feeds.url)"
+        " FROM feeds ORDER BY url"
     )
+    return feed_reports(rows, utc_opt)
 
 
 def _recent_alerts(conn: Conn, recent: int) -> tuple[AlertReport, ...]:
@@ -211,21 +197,9 @@ def _recent_alerts(conn: Conn, recent: int) -> tuple[AlertReport, ...]:
         " ORDER BY created_at DESC, id DESC LIMIT %s",
         (recent,),
     ).fetchall()
-    states: dict[int, dict[str, DeliveryState]] = {row[0]: {} for row in rows}
-    for alert_id, target, state in conn.execute(
+    deliveries = conn.execute(
         "SELECT alert_id, target, state FROM deliveries WHERE alert_id = ANY(%s::bigint[])"
         " ORDER BY id",
-        (list(states),),
-    ):
-        states[alert_id][target] = DeliveryState(state)
-    return tuple(
-        AlertReport(
-            id=row[0],
-            rule=row[1],
-            title=row[2],
-            link=row[3],
-            created_at=utc(row[4]),
-            deliveries=states[row[0]],
-        )
-        for row in rows
-    )
+        ([row[0] for row in rows],),
+    ).fetchall()
+    return recent_alerts(rows, deliveries, utc)

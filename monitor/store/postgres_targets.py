@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from monitor.model import FeedStatus
 from monitor.store.base import (
     FeedHealth,
     HealthNotice,
@@ -23,6 +22,7 @@ from monitor.store.postgres_codec import Conn, ts, ts_opt, utc, utc_opt
 from monitor.store.postgres_feeds import insert_alert
 from monitor.store.postgres_outbox import record
 from monitor.store.rows import SENDS_KEPT
+from monitor.store.rows import feed_health as rows_feed_health
 
 _ADD_TARGET = "INSERT INTO targets (name) VALUES (%s) ON CONFLICT DO NOTHING"
 
@@ -98,23 +98,13 @@ def sends_since(conn: Conn, target: str, since: datetime) -> list[datetime]:
 
 def feed_health(conn: Conn, urls: Sequence[str]) -> list[FeedHealth]:
     """See :meth:`monitor.store.base.Store.feed_health`."""
-    return [
-        FeedHealth(
-            url=row[0],
-            title=row[1],
-            status=FeedStatus(row[2]),
-            error=row[3],
-            error_streak=row[4],
-            failing_since=utc_opt(row[5]),
-            health_alert_since=utc_opt(row[6]),
-        )
-        for row in conn.execute(
-            "SELECT url, title, status, error, error_streak, failing_since, health_alert_since"
-            " FROM feeds WHERE url = ANY(%s::text[])"
-            " AND (failing_since IS NOT NULL OR health_alert_since IS NOT NULL) ORDER BY url",
-            (list(urls),),
-        )
-    ]
+    rows = conn.execute(
+        "SELECT url, title, status, error, error_streak, failing_since, health_alert_since"
+        " FROM feeds WHERE url = ANY(%s::text[])"
+        " AND (failing_since IS NOT NULL OR health_alert_since IS NOT NULL) ORDER BY url",
+        (list(urls),),
+    )
+    return rows_feed_health(rows, utc_opt)
 
 
 def queue_health(conn: Conn, notice: HealthNotice, now: datetime) -> bool:

@@ -9,12 +9,24 @@ rows its way, decodes its own timestamps, and hands them here.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.model import AlertRecord, Hit, Source, StoreLookup, StoryRef
+from monitor.model import (
+    AlertRecord,
+    AlertReport,
+    DeliveryState,
+    FeedReport,
+    FeedStatus,
+    FeedUpdateIntent,
+    Hit,
+    Source,
+    StoreLookup,
+    StoryRef,
+)
+from monitor.store.base import FeedHealth
 
 # How long the per-target send log (for rate limits) is kept.
 SENDS_KEPT = timedelta(days=31)
@@ -109,3 +121,95 @@ def hits_from_json(text: str) -> tuple[Hit, ...]:
 def terms_from_json(text: str) -> tuple[str, ...]:
     """A stored JSON array of query terms."""
     return tuple(str(term) for term in json.loads(text))
+
+
+# -- feeds --------------------------------------------------------------------------
+
+
+def feed_params(
+    intent: FeedUpdateIntent, now: Any, encode: Callable[[datetime], Any]
+) -> dict[str, Any]:
+    """The named parameters of a backend's feed UPDATE for one poll's intent.
+
+    ``now`` is already encoded; ``encode`` turns the other datetimes into the
+    backend's column type.
+    """
+    return {
+        "url": intent.url,
+        "fetch_url": intent.fetch_url,
+        "ok": intent.status is FeedStatus.OK,
+        "title": intent.title,
+        "etag": intent.etag,
+        "last_modified": intent.last_modified,
+        "body_hash": intent.body_hash,
+        "status": intent.status.value,
+        "http_status": intent.http_status,
+        "error": intent.error,
+        "error_streak": intent.error_streak,
+        "now": now,
+        "success": intent.success,
+        "next_due": encode(intent.next_due),
+        "poll_interval": (
+            intent.poll_interval.total_seconds() if intent.poll_interval is not None else None
+        ),
+    }
+
+
+def feed_reports(
+    rows: Iterable[Any], when: Callable[[Any], datetime | None]
+) -> tuple[FeedReport, ...]:
+    """Status lines from rows of (url, title, status, http_status, error, error_streak,
+    last_fetch, last_success, next_due, entries seen)."""
+    return tuple(
+        FeedReport(
+            url=row[0],
+            title=row[1],
+            status=FeedStatus(row[2]),
+            http_status=row[3],
+            error=row[4],
+            error_streak=row[5],
+            last_fetch=when(row[6]),
+            last_success=when(row[7]),
+            next_due=when(row[8]),
+            entries_seen=row[9],
+        )
+        for row in rows
+    )
+
+
+def feed_health(rows: Iterable[Any], when: Callable[[Any], datetime | None]) -> list[FeedHealth]:
+    """Feed health from rows of (url, title, status, error, error_streak, failing_since,
+    health_alert_since)."""
+    return [
+        FeedHealth(
+            url=row[0],
+            title=row[1],
+            status=FeedStatus(row[2]),
+            error=row[3],
+            error_streak=row[4],
+            failing_since=when(row[5]),
+            health_alert_since=when(row[6]),
+        )
+        for row in rows
+    ]
+
+
+def recent_alerts(
+    alert_rows: Sequence[Any], delivery_rows: Iterable[Any], when: Callable[[Any], datetime]
+) -> tuple[AlertReport, ...]:
+    """The last alerts from rows of (id, rule, title, link, created_at), newest first, with
+    each target's delivery state from rows of (alert_id, target, state) in id order."""
+    states: dict[int, dict[str, DeliveryState]] = {row[0]: {} for row in alert_rows}
+    for alert_id, target, state in delivery_rows:
+        states[alert_id][target] = DeliveryState(state)
+    return tuple(
+        AlertReport(
+            id=row[0],
+            rule=row[1],
+            title=row[2],
+            link=row[3],
+            created_at=when(row[4]),
+            deliveries=states[row[0]],
+        )
+        for row in alert_rows
+    )

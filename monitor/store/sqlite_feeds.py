@@ -15,11 +15,10 @@ from datetime import datetime
 from monitor.model import (
     AlertIntent,
     FeedForUpdate,
-    FeedStatus,
     FeedUpdateIntent,
     StoreLookup,
 )
-from monitor.store.rows import hits_json, json_list, lookup_result, winning_stories
+from monitor.store.rows import feed_params, hits_json, json_list, lookup_result, winning_stories
 from monitor.store.sqlite_codec import dt_opt, feed_row, ts, ts_opt
 
 
@@ -115,7 +114,7 @@ def apply(conn: sqlite3.Connection, intent: FeedUpdateIntent) -> None:
         "INSERT INTO feeds (url, fetch_url) VALUES (?, ?) ON CONFLICT (url) DO NOTHING",
         (intent.url, intent.fetch_url or intent.url),
     )
-    conn.execute(_UPDATE_FEED, _feed_params(intent, now))
+    conn.execute(_UPDATE_FEED, feed_params(intent, now, ts))
     conn.executemany(
         "INSERT INTO seen (feed_url, entry_id, story, title, link, published, seen_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (feed_url, entry_id) DO NOTHING",
@@ -200,25 +199,3 @@ UPDATE feeds SET
     poll_interval = coalesce(:poll_interval, poll_interval)
 WHERE url = :url
 """
-
-
-def _feed_params(intent: FeedUpdateIntent, now: str) -> dict[str, object]:
-    return {
-        "url": intent.url,
-        "fetch_url": intent.fetch_url,
-        "ok": intent.status is FeedStatus.OK,
-        "title": intent.title,
-        "etag": intent.etag,
-        "last_modified": intent.last_modified,
-        "body_hash": intent.body_hash,
-        "status": intent.status.value,
-        "http_status": intent.http_status,
-        "error": intent.error,
-        "error_streak": intent.error_streak,
-        "now": now,
-        "success": intent.success,
-        "next_due": ts(intent.next_due),
-        "poll_interval": (
-            intent.poll_interval.total_seconds() if intent.poll_interval is not None else None
-        ),
-    }

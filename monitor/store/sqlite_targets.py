@@ -11,7 +11,6 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from monitor.model import FeedStatus
 from monitor.store.base import (
     FeedHealth,
     HealthNotice,
@@ -20,6 +19,7 @@ from monitor.store.base import (
     TargetState,
 )
 from monitor.store.rows import SENDS_KEPT, json_list
+from monitor.store.rows import feed_health as rows_feed_health
 from monitor.store.sqlite_codec import dt, dt_opt, ts, ts_opt
 from monitor.store.sqlite_feeds import insert_alert
 from monitor.store.sqlite_outbox import record
@@ -98,23 +98,13 @@ def sends_since(conn: sqlite3.Connection, target: str, since: datetime) -> list[
 
 def feed_health(conn: sqlite3.Connection, urls: Sequence[str]) -> list[FeedHealth]:
     """See :meth:`monitor.store.base.Store.feed_health`."""
-    return [
-        FeedHealth(
-            url=row[0],
-            title=row[1],
-            status=FeedStatus(row[2]),
-            error=row[3],
-            error_streak=row[4],
-            failing_since=dt_opt(row[5]),
-            health_alert_since=dt_opt(row[6]),
-        )
-        for row in conn.execute(
-            "SELECT url, title, status, error, error_streak, failing_since, health_alert_since"
-            " FROM feeds WHERE url IN (SELECT value FROM json_each(?))"
-            " AND (failing_since IS NOT NULL OR health_alert_since IS NOT NULL) ORDER BY url",
-            (json_list(urls),),
-        )
-    ]
+    rows = conn.execute(
+        "SELECT url, title, status, error, error_streak, failing_since, health_alert_since"
+        " FROM feeds WHERE url IN (SELECT value FROM json_each(?))"
+        " AND (failing_since IS NOT NULL OR health_alert_since IS NOT NULL) ORDER BY url",
+        (json_list(urls),),
+    )
+    return rows_feed_health(rows, dt_opt)
 
 
 def queue_health(conn: sqlite3.Connection, notice: HealthNotice, now: datetime) -> bool:
