@@ -387,3 +387,26 @@ def status(code: int, headers: Mapping[str, str] | None = None, body: bytes = b"
         h.wfile.write(body)
 
     return handle
+
+
+class Concurrency:
+    """A handler that answers ``body`` after ``hold`` seconds, counting requests in flight.
+
+    ``most`` is the largest number of requests it was answering at one moment.
+    """
+
+    def __init__(self, body: bytes, hold: float) -> None:
+        self.body = body
+        self.hold = hold
+        self.now = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, h: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(self.hold)
+        with self._lock:
+            self.now -= 1
+        status(200, {"Content-Type": "application/rss+xml"}, self.body)(h)

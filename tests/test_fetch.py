@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
-import threading
 import time
 import tracemalloc
 import zlib
@@ -17,7 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from feedserver import FeedServer, bomb, chunked, redirect, stall, status, trickle
+from feedserver import Concurrency, FeedServer, bomb, chunked, redirect, stall, status, trickle
 
 from monitor.errors import DeadlineError, FetchError, HTTPStatusError, TooLargeError
 from monitor.fetch import Fetcher, parse_retry_after
@@ -430,19 +429,8 @@ def test_per_host_limit_and_waiting_does_not_count_against_the_deadline(
     server: FeedServer,
 ) -> None:
     """At most per_host requests reach a host at once; queued fetches keep their full budget."""
-    lock = threading.Lock()
-    active = [0, 0]  # now, most
-
-    def slow_ok(h: BaseHTTPRequestHandler) -> None:
-        with lock:
-            active[0] += 1
-            active[1] = max(active[1], active[0])
-        time.sleep(0.1)
-        with lock:
-            active[0] -= 1
-        status(200, {"Content-Type": "application/rss+xml"}, RSS)(h)
-
-    server.add_handler("/f", slow_ok)
+    slow = Concurrency(RSS, hold=0.1)
+    server.add_handler("/f", slow)
 
     async def go() -> list[Fetched]:
         async with Fetcher(user_agent=UA, timeout=0.5, max_size=10_000, per_host=2) as fetcher:
@@ -450,7 +438,7 @@ def test_per_host_limit_and_waiting_does_not_count_against_the_deadline(
 
     results = run(go())  # 10 x 0.1 s over 2 slots: 0.5 s, longer than some waits would allow
     assert [r.body for r in results] == [RSS] * 10
-    assert active[1] == 2
+    assert slow.most == 2
 
 
 def test_thousands_of_timed_out_fetches_leave_the_client_usable(server: FeedServer) -> None:

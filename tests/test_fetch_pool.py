@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
-from feedserver import FeedServer, chunked, status
+from feedserver import Concurrency, FeedServer, chunked, status
 
 from monitor.errors import FetchError, TooLargeError
 from monitor.fetch import Fetcher
@@ -37,19 +34,8 @@ def test_concurrent_fetches_to_one_host_use_every_shard_and_release_them(
     server: FeedServer,
 ) -> None:
     """64 slow fetches at once run 64 at once (no pool queueing), then every shard is idle."""
-    lock = threading.Lock()
-    active = [0, 0]  # now, most
-
-    def slow_ok(h: BaseHTTPRequestHandler) -> None:
-        with lock:
-            active[0] += 1
-            active[1] = max(active[1], active[0])
-        time.sleep(0.2)
-        with lock:
-            active[0] -= 1
-        status(200, {"Content-Type": "application/rss+xml"}, RSS)(h)
-
-    server.add_handler("/f", slow_ok)
+    slow = Concurrency(RSS, hold=0.2)
+    server.add_handler("/f", slow)
     transport = ShardedTransport(max_connections=64)
 
     async def go() -> list[bytes]:
@@ -60,7 +46,7 @@ def test_concurrent_fetches_to_one_host_use_every_shard_and_release_them(
             return [r.body for r in results]
 
     assert asyncio.run(go()) == [RSS] * 64
-    assert active[1] == 64
+    assert slow.most == 64
     assert transport.busy() == (0,) * transport.shard_count
 
 

@@ -477,28 +477,20 @@ def test_status_reports_feeds_outbox_and_latest_alerts(store: Store) -> None:
 # -- PostgreSQL's own promises (SPEC §8): many processes, one database --------------
 
 
-def test_open_store_chooses_postgresql_for_its_urls(postgres_url: str) -> None:
-    """A ``postgresql://`` state is the PostgreSQL store, named in errors without its password."""
-    from monitor.store.postgres import PostgresStore
-
-    with open_store(postgres_url) as opened:
-        assert isinstance(opened, PostgresStore)
-        assert ":" not in opened.name.partition("//")[2].partition("@")[0]
-        assert opened.name.endswith(postgres_url.rpartition("@")[2].partition("?")[0])
+@pytest.fixture(params=BACKENDS)
+def new_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store of each backend would live, not yet opened."""
+    return location(request, tmp_path)
 
 
-def test_postgres_processes_starting_at_once_migrate_once(postgres_url: str) -> None:
-    """Several stores opening a new database together all succeed, at one schema version."""
-    import psycopg
-
-    from monitor.store.postgres_schema import SCHEMA_VERSION
-
+def test_processes_opening_a_new_state_at_once_migrate_it_once(new_location: str) -> None:
+    """Several stores opening a new state together all succeed, at the newest schema."""
     opened: list[Store] = []
     errors: list[BaseException] = []
 
     def open_it() -> None:
         try:
-            opened.append(open_store(postgres_url))
+            opened.append(open_store(new_location))
         except BaseException as exc:  # reported below, in the test's thread
             errors.append(exc)
 
@@ -510,10 +502,23 @@ def test_postgres_processes_starting_at_once_migrate_once(postgres_url: str) -> 
     assert errors == []
     opened[0].sync_feeds([A], T0)
     assert all(len(each.feeds([A])) == 1 for each in opened)
+    if new_location.startswith("postgresql://"):
+        from monitor.store.postgres_schema import SCHEMA_VERSION
+    else:
+        from monitor.store.migrations import SCHEMA_VERSION
+    assert {each.schema_version() for each in opened} == {SCHEMA_VERSION}
     for each in opened:
         each.close()
-    with psycopg.connect(postgres_url) as raw:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
+def test_open_store_chooses_postgresql_for_its_urls(postgres_url: str) -> None:
+    """A ``postgresql://`` state is the PostgreSQL store, named in errors without its password."""
+    from monitor.store.postgres import PostgresStore
+
+    with open_store(postgres_url) as opened:
+        assert isinstance(opened, PostgresStore)
+        assert ":" not in opened.name.partition("//")[2].partition("@")[0]
+        assert opened.name.endswith(postgres_url.rpartition("@")[2].partition("?")[0])
 
 
 def test_postgres_refuses_a_newer_schema_and_tables_it_did_not_create(

@@ -50,30 +50,6 @@ def test_a_new_file_is_created_with_its_directories_and_the_current_schema(tmp_p
         assert [f.url for f in reopened.feeds([A])] == [A]
 
 
-def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path: Path) -> None:
-    """Several connections creating the same file together all succeed, at one schema."""
-    path = str(tmp_path / "monitor.db")
-    opened: list[SQLiteStore] = []
-    errors: list[BaseException] = []
-
-    def open_it() -> None:
-        try:
-            opened.append(SQLiteStore(path))
-        except BaseException as exc:  # reported below, in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_it) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    opened[0].sync_feeds([A], T0)
-    assert all(len(each.feeds([A])) == 1 for each in opened)
-    for each in opened:
-        each.close()
-
-
 def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     """A schema version beyond this code's is a StoreError asking for an upgrade, file untouched."""
     path = tmp_path / "monitor.db"
