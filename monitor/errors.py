@@ -27,6 +27,7 @@ traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class MonitorError(Exception):
@@ -99,6 +100,18 @@ class FeedError(MonitorError):
         # Seconds the server asked us to wait (Retry-After), if it said.
         self.retry_after = retry_after
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Feed errors cross process boundaries (parse pool, fetch workers); the default
+        # pickling calls ``type(*args)``, which subclasses with other signatures refuse.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[FeedError], args: tuple[Any, ...], state: dict[str, Any]) -> FeedError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class FetchError(FeedError):

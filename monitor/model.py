@@ -65,6 +65,9 @@ class Fetched:
     # Set when every redirect on the way was permanent (301/308): the feed moved.
     permanent_redirect: str | None
     elapsed: float  # seconds
+    # SHA-256 of the body, hex (SPEC §5: an unchanged body is not parsed again). The
+    # body itself is left empty when the caller said it already had this digest.
+    digest: str | None = None
 
 
 # -- matching -----------------------------------------------------------------

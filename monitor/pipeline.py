@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from monitor import __version__
@@ -35,6 +36,7 @@ from monitor.decide import (
 from monitor.errors import FeedError, FetchError
 from monitor.fetch import Fetcher
 from monitor.fetch.translate import hostport
+from monitor.fetch.workers import FetcherSettings, FetchWorkers
 from monitor.logs import event
 from monitor.match import Matcher, compile_matcher
 from monitor.metrics import Metrics
@@ -54,6 +56,9 @@ log = logging.getLogger("monitor")
 USER_AGENT = f"news-monitor/{__version__} (+https://github.com/news-monitor/news-monitor)"
 
 Clock = Callable[[], datetime]
+
+# Connections open at once, over all fetch workers.
+MAX_CONNECTIONS = 64
 
 
 def utcnow() -> datetime:
@@ -93,6 +98,16 @@ def feed_specs(config: Config) -> dict[str, FeedSpec]:
     return specs
 
 
+def fetch_processes() -> int:
+    """How many fetch worker processes a daemon should use: one per core, none on one core.
+
+    httpx's CPU per request binds a poll of thousands of feeds to one core
+    (benchmarks/poll_bench.py); on a single core a worker would only add IPC.
+    """
+    cores = os.cpu_count() or 1
+    return cores if cores > 1 else 0
+
+
 def parse_executor() -> Executor:
     """A process pool for feedparser, which is CPU-bound: one worker per core.
 
@@ -122,10 +137,13 @@ class Runtime:
     """Everything built from one configuration: matcher, fetcher, notifier, feed policies.
 
     A reload builds a new Runtime and swaps it in; the store and the parse pool
-    outlive it.
+    outlive it. With ``fetch_processes`` it fetches through that many worker
+    processes (:mod:`monitor.fetch.workers`), else on the caller's loop.
     """
 
-    def __init__(self, config: Config, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, config: Config, *, rng: random.Random | None = None, fetch_processes: int = 0
+    ) -> None:
         self.config = config
         self.specs = feed_specs(config)
         self.matcher: Matcher = compile_matcher(config)
@@ -134,12 +152,27 @@ class Runtime:
             {name: target.urls for name, target in config.targets.items()},
             secrets=config.secrets.values,
         )
-        self.fetcher = Fetcher(
+        settings = FetcherSettings(
             user_agent=config.poll.user_agent or USER_AGENT,
             timeout=config.poll.timeout.total_seconds(),
             max_size=config.poll.max_size,
             per_host=config.poll.per_host,
+            max_connections=MAX_CONNECTIONS,
         )
+        self.fetcher: Fetcher | FetchWorkers
+        if fetch_processes:
+            self.fetcher = FetchWorkers(
+                replace(settings, max_connections=-(-MAX_CONNECTIONS // fetch_processes)),
+                count=fetch_processes,
+            )
+        else:
+            self.fetcher = Fetcher(
+                user_agent=settings.user_agent,
+                timeout=settings.timeout,
+                max_size=settings.max_size,
+                per_host=settings.per_host,
+                max_connections=settings.max_connections,
+            )
         self.rng = rng or random.Random()
 
     async def aclose(self) -> None:
@@ -170,6 +203,8 @@ async def poll_feed(
             feed.fetch_url,
             etag=feed.etag,
             last_modified=feed.last_modified,
+            # Only a body already parsed successfully may be skipped.
+            known_hash=feed.body_hash if feed.last_success is not None else None,
             timeout=feed_config.timeout.total_seconds()
             if feed_config and feed_config.timeout
             else None,
@@ -177,7 +212,7 @@ async def poll_feed(
         )
         fetch_seconds = time.monotonic() - started
         _observe(network, feed.fetch_url, reached=True)
-        digest = body_hash(fetched.body)
+        digest = fetched.digest or body_hash(fetched.body)
         if fetched.not_modified or (feed.body_hash == digest and feed.last_success is not None):
             intent = decide_unchanged(feed, spec, fetched, now(), runtime.rng)
         else:

@@ -557,3 +557,77 @@ def test_any_text_gives_a_config_or_config_errors(text: str) -> None:
         path.write_bytes(text.encode("utf-8", "surrogatepass"))
         with pytest.raises(ConfigError):
             load_config(path, {})
+
+
+CONFIG_FILES = sorted((Path(__file__).parents[1] / "config").glob("*.yaml"))
+TRICKY_SCALARS = """\
+state: ./x.db
+poll: {interval: 10m, per_host: 0o10, max_size: 1_000KB, jitter: 0.25}
+feeds:
+  - url: https://example.org/${SECTION:-world}.xml
+    name: "yes"
+  - {url: "https://example.org/b.xml", name: on, enabled: true}
+  - url: https://example.org/c.xml
+    name: 22:00
+    headers: {X-Token: "${FEED_TOKEN}"}
+targets:
+  desk: "json://${HOOK_HOST}/hook"
+defaults: &shared
+  notify: [desk]
+rules:
+  - name: drones
+    <<: *shared
+    query: >
+      drone* NEAR/5
+      (barrage OR swarm)
+    template: |
+      {{ title }}
+"""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [SPEC_EXAMPLE, TRICKY_SCALARS, *(p.read_text() for p in CONFIG_FILES)],
+    ids=["spec-example", "tricky-scalars", *(p.name for p in CONFIG_FILES)],
+)
+def test_fast_reading_agrees_with_the_positioned_one(text: str, tmp_path: Path) -> None:
+    """The C-parser reading a correct file goes through gives exactly the data and secrets
+    of the round-trip reading that keeps positions (YAML 1.2 both: ``on`` and ``22:00``
+    stay text, ``0o10`` is 8, anchors merge)."""
+    from monitor.config.source import read_document, read_plain
+
+    path = tmp_path / "monitor.yaml"
+    path.write_text(text)
+    env = {**SPEC_ENV, "FEED_TOKEN": "s3cr3t-token", "HOOK_HOST": "127.0.0.1:9"}
+    plain, located = read_plain(path, env), read_document(path, env)
+    assert plain is not None
+    assert plain.data == located.data
+    assert plain.secrets == located.secrets
+    assert not located.errors
+    if text == TRICKY_SCALARS:
+        assert plain.secrets == {"s3cr3t-token", "127.0.0.1:9"}  # target URLs are secret
+        assert plain.data["feeds"][2]["name"] == "22:00"
+        assert plain.data["rules"][0]["notify"] == ["desk"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("state: x.db\nfeeds: [{url: '${NOPE}'}]\n", "feeds[0].url: environment variable"),
+        ("state: x.db\nfeeds: [{url: 2026-01-01}]\n", "feeds[0].url: "),
+        ("state: x.db\nstate: y.db\n", "duplicate key"),
+        ("state: x.db\n1: 2\n", "keys must be text"),
+    ],
+)
+def test_mistakes_found_by_the_fast_reading_still_say_where(
+    text: str, expected: str, tmp_path: Path
+) -> None:
+    """Whatever the fast reading cannot take, the positioned reading reports at file:line:col."""
+    path = tmp_path / "monitor.yaml"
+    path.write_text(text)
+    with pytest.raises((ConfigError, ConfigErrors)) as caught:
+        load_config(path, {})
+    errors = caught.value.errors if isinstance(caught.value, ConfigErrors) else [caught.value]
+    assert any(expected in error.message for error in errors), errors
+    assert all(error.location.line >= 1 and error.location.file == str(path) for error in errors)
+    assert any(error.location.line == 2 for error in errors), errors

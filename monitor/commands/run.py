@@ -17,7 +17,7 @@ from monitor.commands.common import config_path, load, on_terminal
 from monitor.commands.progress import ProgressBar
 from monitor.daemon import Daemon
 from monitor.http import parse_listen
-from monitor.pipeline import PollResult, parse_executor
+from monitor.pipeline import PollResult, fetch_processes, parse_executor
 from monitor.store import open_store
 
 
@@ -29,7 +29,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = open_store(config.state)
     _start_forkserver_deaf_to_ctrl_c()
     executor = parse_executor()
-    daemon = Daemon(config, store, executor=executor)
+    daemon = Daemon(config, store, executor=executor, fetch_processes=fetch_processes())
     try:
         code = _run_loop(_run(args, config_path(args), daemon, address), daemon)
     finally:

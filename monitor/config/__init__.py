@@ -1,6 +1,7 @@
 """Configuration (SPEC §3): read the YAML file, expand ``${VAR}``, validate once, mask secrets.
 
-    path ─► source.read_document (ruamel: data + line/column of every value, ${VAR})
+    path ─► source.read_plain (ruamel's C parser: data, ${VAR}); on any mistake,
+            source.read_document (data + line/column of every value)
          ─► schema.Config (pydantic, unknown keys forbidden)   ┐ all errors of the
          ─► crossref (names that must exist or be unique,      ├ file, together, as
             queries, templates, Apprise URLs)                   ┘ ConfigErrors
@@ -30,7 +31,7 @@ from monitor.config.schema import (
     RuleScope,
     Target,
 )
-from monitor.config.source import read_document
+from monitor.config.source import Document, read_document, read_plain
 from monitor.config.summary import summarize
 from monitor.config.translate import schema_errors
 from monitor.config.units import (
@@ -93,21 +94,40 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     :class:`~monitor.errors.ConfigError` when the file cannot be read or parsed
     at all. No message holds a secret.
     """
-    document = read_document(path, os.environ if env is None else env)
+    env = os.environ if env is None else env
+    # The fast reading has no positions; any mistake sends the file through the
+    # reading that has them, so that every message says where.
+    plain = read_plain(path, env)
+    if plain is not None:
+        config, errors = _validate(plain)
+        if config is not None and not errors:
+            return _finish(config, path, Secrets(plain.secrets), plain.text)
+    document = read_document(path, env)
     secrets = Secrets(document.secrets)
-    errors = list(document.errors)
+    config, errors = _validate(document)
+    errors = [*document.errors, *errors]
+    if errors or config is None:
+        unique = {(str(error.location), error.message): error for error in errors}
+        raise ConfigErrors(
+            [ConfigError(secrets.mask(error.message), error.location) for error in unique.values()]
+        )
+    return _finish(config, path, secrets, document.text)
+
+
+def _validate(document: Document) -> tuple[Config | None, list[ConfigError]]:
+    """The schema's and the cross-references' verdict on one reading of the file."""
+    errors: list[ConfigError] = []
     config: Config | None = None
     try:
         config = Config.model_validate(document.data)
     except ValidationError as exc:
         errors.extend(schema_errors(exc, document))
     errors.extend(cross_errors(document))
-    if errors or config is None:
-        unique = {(str(error.location), error.message): error for error in errors}
-        raise ConfigErrors(
-            [ConfigError(secrets.mask(error.message), error.location) for error in unique.values()]
-        )
+    return config, errors
+
+
+def _finish(config: Config, path: str | os.PathLike[str], secrets: Secrets, text: str) -> Config:
     config._path = Path(path)
     config._secrets = secrets
-    config._locations = dict(document.values)
+    config._text = text
     return config

@@ -301,7 +301,8 @@ class Config(Settings):
 
     _path: Path = PrivateAttr(default_factory=Path)
     _secrets: Secrets = PrivateAttr(default_factory=Secrets)
-    _locations: Mapping[PathKey, Location] = PrivateAttr(default_factory=dict)
+    _locations: Mapping[PathKey, Location] | None = PrivateAttr(default=None)
+    _text: str = PrivateAttr(default="")
     _by_url: dict[str, Feed] | None = PrivateAttr(default=None)
 
     @field_validator("poll", "delivery", "health", "topics", mode="before")
@@ -376,4 +377,9 @@ class Config(Settings):
 
     def location(self, *path: str | int) -> Location | None:
         """Where the value at ``path`` was written, e.g. ``location("rules", 0, "query")``."""
+        if self._locations is None:
+            # Loading skips positions when the file is correct; read them from its text.
+            from monitor.config.source import read_positions
+
+            self._locations = read_positions(str(self._path), self._text)
         return self._locations.get(path)

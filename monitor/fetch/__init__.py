@@ -23,6 +23,7 @@ Two hazards shape the code:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -136,8 +137,13 @@ class Fetcher:
         # A budget enforced without cancelling anything (module doc), not a cancel scope.
         timeout: float | None = None,  # noqa: ASYNC109
         max_size: int | None = None,
+        known_hash: str | None = None,
     ) -> Fetched:
         """GET ``url``, following redirects, conditionally when validators are given.
+
+        The result carries the body's SHA-256 as ``digest``; when that is
+        ``known_hash`` (the body the caller already has) the body itself is
+        left out, which spares fetch workers from sending it back.
 
         Returns a :class:`Fetched` (``not_modified`` on 304) or raises a
         :class:`FetchError`: :class:`HTTPStatusError` for 4xx/5xx (with
@@ -156,6 +162,7 @@ class Fetcher:
                 last_modified,
                 self._timeout if timeout is None else timeout,
                 self._max_size if max_size is None else max_size,
+                known_hash,
             )
         )
         self._tasks.add(task)
@@ -169,6 +176,7 @@ class Fetcher:
         last_modified: str | None,
         seconds: float,
         max_size: int,
+        known_hash: str | None,
     ) -> Fetched:
         started = time.monotonic()
         headers: dict[str, str] = {}
@@ -190,11 +198,12 @@ class Fetcher:
         status = answer.status
         if status >= 300 and status != 304:
             raise status_error(answer.status, answer.headers)
+        digest = hashlib.sha256(answer.body).hexdigest()
         return Fetched(
             url=final,
             status=status,
             not_modified=status == 304,
-            body=answer.body,
+            body=b"" if digest == known_hash and status != 304 else answer.body,
             headers=answer.headers,
             # A 304 may omit validators; the ones we sent still hold (RFC 9110 §15.4.5).
             etag=answer.headers.get("etag") or (etag if status == 304 else None),
@@ -202,6 +211,7 @@ class Fetcher:
             or (last_modified if status == 304 else None),
             permanent_redirect=final if permanent and len(chain) > 1 else None,
             elapsed=time.monotonic() - started,
+            digest=digest,
         )
 
     async def _exchange(
