@@ -53,6 +53,9 @@ def _start_forkserver_deaf_to_ctrl_c() -> None:
     (a clean stop), but the parse workers would die printing KeyboardInterrupt
     tracebacks into the log. A process started with SIGINT ignored keeps it so.
     """
+    # The fork server imports what its children run, once: fetch and parse workers
+    # then start as bare forks instead of each importing httpx or feedparser.
+    multiprocessing.set_forkserver_preload(["__main__", "monitor.fetch.workers", "monitor.parse"])
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         multiprocessing.forkserver.ensure_running()
