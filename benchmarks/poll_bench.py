@@ -14,8 +14,9 @@ temporary directory, three times:
 3. **5% new**: one feed in twenty gained one entry.
 
 Each line gives wall time, CPU time (user + system of the daemon and its
-fetch and parse workers, read from ``/proc`` while they run) and peak RSS (of
-the daemon alone, and the largest sum over all its processes at one moment).
+fetch and parse workers, read from ``/proc`` while they run), the daemon's
+peak RSS, and the largest memory of all its processes together at one moment
+(the sum of their proportional set sizes, so shared pages count once).
 
 Then a naive baseline on the same farm: sequential ``httpx.get`` +
 ``feedparser.parse`` (its defaults: sanitising on), no caching, in this
@@ -273,18 +274,25 @@ class Cycle:
     wall: float
     cpu: float
     rss_daemon: float  # MB
-    rss_group: float  # MB, the largest sum over the daemon and its workers at one sample
+    rss_group: float  # MB, the largest sum of PSS over the daemon and its workers at one sample
     code: int
 
 
 def _proc(pid: int) -> tuple[float, float] | None:
-    """(CPU seconds, RSS MB) of a live process, from /proc."""
+    """(CPU seconds, proportional set size MB) of a live process, from /proc.
+
+    PSS rather than RSS: the workers are forks of one server that imported
+    their modules, and summing RSS would count those shared pages once per
+    process.
+    """
     try:
         fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_bytes()
     except OSError:
         return None
-    # After the command name: state ppid pgrp ... utime(12) stime(13) ... rss(22).
-    return (int(fields[11]) + int(fields[12])) / TICKS, int(fields[21]) * PAGE / 2**20
+    pss = rollup.split(b"\nPss:", 1)[1].split(None, 1)[0] if b"\nPss:" in rollup else b"0"
+    # After the command name: state ppid pgrp ... utime(12) stime(13).
+    return (int(fields[11]) + int(fields[12])) / TICKS, int(pss) / 1024
 
 
 def _descendants(pid: int) -> list[int]:
@@ -412,6 +420,13 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=1, help="repeat the three cycles; medians")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: the cold cycle on PostgreSQL with 1..N workers (benchmarks/poll_workers.py)",
+    )
     args = parser.parse_args()
 
     receive, send = multiprocessing.Pipe(duplex=False)
@@ -420,6 +435,14 @@ def main() -> None:
     )
     farm.start()
     port = receive.recv()
+    if args.workers:
+        from poll_workers import main_workers
+
+        try:
+            main_workers(args, port)
+        finally:
+            farm.kill()
+        return
     names = ("cold", "unchanged", "5% new")
     results: dict[str, list[Cycle]] = {name: [] for name in names}
     not_modified: dict[str, list[int]] = {name: [] for name in names}
@@ -448,7 +471,7 @@ def main() -> None:
 
     print(f"{args.feeds} feeds x {ENTRIES} entries, {os.cpu_count()} cores, median of {args.runs}")
     print()
-    print("| cycle | wall s | CPU s | peak RSS daemon MB | peak RSS all processes MB | 304s |")
+    print("| cycle | wall s | CPU s | peak RSS daemon MB | peak PSS all processes MB | 304s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name in names:
         rows = results[name]
