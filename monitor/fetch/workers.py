@@ -171,18 +171,21 @@ class FetchWorkers:
     async def aclose(self) -> None:
         """Let workers finish their requests (each ends by its deadline), then stop them."""
         self._closed = True
-        for worker in self._workers:
-            if worker is None:
-                continue
-            if worker.pending:
-                await asyncio.gather(*worker.pending.values(), return_exceptions=True)
-            worker.writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await worker.writer.wait_closed()
+        workers = [worker for worker in self._workers if worker is not None]
+        self._workers = [None] * self._count
+        try:
+            pending = [future for worker in workers for future in worker.pending.values()]
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            # Even when the wait is cut short: at end of stream a worker finishes what
+            # it has in flight and exits.
+            for worker in workers:
+                worker.writer.close()
+        for worker in workers:
             if worker.listener is not None:
                 await asyncio.gather(worker.listener, return_exceptions=True)
             await asyncio.to_thread(_join, worker.process)
-        self._workers = [None] * self._count
         if self._fallback is not None:
             await self._fallback.aclose()
 
