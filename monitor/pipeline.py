@@ -34,9 +34,9 @@ from monitor.decide import (
     lookup_keys,
 )
 from monitor.errors import FeedError, FetchError
-from monitor.fetch import Fetcher
+from monitor.fetch import Fetcher, FetcherSettings
 from monitor.fetch.translate import hostport
-from monitor.fetch.workers import FetcherSettings, FetchWorkers
+from monitor.fetch.workers import FetchWorkers
 from monitor.logs import event
 from monitor.match import Matcher, compile_matcher
 from monitor.metrics import Metrics
@@ -166,13 +166,7 @@ class Runtime:
                 count=fetch_processes,
             )
         else:
-            self.fetcher = Fetcher(
-                user_agent=settings.user_agent,
-                timeout=settings.timeout,
-                max_size=settings.max_size,
-                per_host=settings.per_host,
-                max_connections=settings.max_connections,
-            )
+            self.fetcher = Fetcher.from_settings(settings)
         self.rng = rng or random.Random()
 
     async def aclose(self) -> None:

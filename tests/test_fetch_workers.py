@@ -20,7 +20,8 @@ import pytest
 from feedserver import Concurrency, FeedServer, stall, status, trickle
 
 from monitor.errors import DeadlineError, FetchError, HTTPStatusError, TooLargeError
-from monitor.fetch.workers import START_ATTEMPTS, FetcherSettings, FetchWorkers
+from monitor.fetch import FetcherSettings
+from monitor.fetch.workers import START_ATTEMPTS, FetchWorkers
 
 RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 SETTINGS = FetcherSettings(

@@ -7,8 +7,8 @@ each value's path — a tuple of keys and indices, like pydantic's error
 ``loc`` — to its :class:`~monitor.errors.Location`.
 
 Positions are only needed to report mistakes, and the round-trip loader is
-pure Python: a 2,000-feed file takes it 0.4 s, a third of an unchanged poll
-cycle. :func:`read_plain` reads the same YAML 1.2 through ruamel's C parser
+pure Python: a 2,000-feed file takes it 0.4 s, a large part of an unchanged
+poll cycle's start. :func:`read_plain` reads the same YAML 1.2 through ruamel's C parser
 (about 8x faster) without positions; the loader falls back to
 :func:`read_document` whenever anything is wrong, so every message still has
 its ``file:line:col``.

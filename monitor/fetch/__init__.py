@@ -47,7 +47,7 @@ from monitor.fetch.translate import (
 )
 from monitor.model import Fetched
 
-__all__ = ["ACCEPT", "ACCEPT_ENCODING", "Fetcher", "parse_retry_after"]
+__all__ = ["ACCEPT", "ACCEPT_ENCODING", "Fetcher", "FetcherSettings", "parse_retry_after"]
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, "
@@ -68,6 +68,17 @@ class _Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FetcherSettings:
+    """What a :class:`Fetcher` is built with; fetch worker processes receive it."""
+
+    user_agent: str
+    timeout: float
+    max_size: int
+    per_host: int
+    max_connections: int
 
 
 class Fetcher:
@@ -109,6 +120,17 @@ class Fetcher:
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[Fetched]] = set()
         self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: FetcherSettings) -> Fetcher:
+        """A fetcher built from ``settings``."""
+        return cls(
+            user_agent=settings.user_agent,
+            timeout=settings.timeout,
+            max_size=settings.max_size,
+            per_host=settings.per_host,
+            max_connections=settings.max_connections,
+        )
 
     async def __aenter__(self) -> Fetcher:
         return self

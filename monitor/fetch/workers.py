@@ -35,13 +35,13 @@ import multiprocessing
 import pickle
 import socket
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any
 
 from monitor.errors import FetchError
-from monitor.fetch import Fetcher
+from monitor.fetch import Fetcher, FetcherSettings
 from monitor.fetch.translate import hostport
 from monitor.logs import event
 from monitor.model import Fetched
@@ -53,17 +53,6 @@ _LENGTH = struct.Struct("!I")
 START_ATTEMPTS = 3
 # How long closing waits for a worker to exit before killing it.
 _EXIT_SECONDS = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class FetcherSettings:
-    """What each worker's :class:`~monitor.fetch.Fetcher` is built with."""
-
-    user_agent: str
-    timeout: float
-    max_size: int
-    per_host: int
-    max_connections: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,13 +210,10 @@ class FetchWorkers:
 
     def _in_process(self) -> Fetcher:
         if self._fallback is None:
-            settings = self._settings
-            self._fallback = Fetcher(
-                user_agent=settings.user_agent,
-                timeout=settings.timeout,
-                max_size=settings.max_size,
-                per_host=settings.per_host,
-                max_connections=settings.max_connections * self._count,
+            # The workers' connections, all in this process now.
+            connections = self._settings.max_connections * self._count
+            self._fallback = Fetcher.from_settings(
+                replace(self._settings, max_connections=connections)
             )
         return self._fallback
 
@@ -285,13 +271,7 @@ def serve(sock: socket.socket, settings: FetcherSettings) -> None:
 async def _serve(sock: socket.socket, settings: FetcherSettings) -> None:
     reader, writer = await asyncio.open_connection(sock=sock)
     tasks: set[asyncio.Task[None]] = set()
-    async with Fetcher(
-        user_agent=settings.user_agent,
-        timeout=settings.timeout,
-        max_size=settings.max_size,
-        per_host=settings.per_host,
-        max_connections=settings.max_connections,
-    ) as fetcher:
+    async with Fetcher.from_settings(settings) as fetcher:
         while (request := await _receive(reader)) is not None:
             task = asyncio.get_running_loop().create_task(_answer(fetcher, request, writer))
             tasks.add(task)
