@@ -36,6 +36,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 256, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser; the README's command reference is checked against it."""
     parser = argparse.ArgumentParser(
@@ -55,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--http",
         metavar="HOST:PORT",
         help="serve /healthz and /metrics there (default: the config's http:, else off)",
+    )
+    run.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="with `state: postgresql://...`: run N poll workers in this process (default 1);"
+        " more processes or machines join by running the same command",
     )
     _common(run)
 

@@ -51,5 +51,5 @@ def test_run_once_on_postgresql_alerts_once_and_status_reads_it(
     migrated = run_cli(config, "migrate")
     assert migrated.returncode == 0, migrated.stderr
     assert migrated.stdout.startswith("postgresql://monitor@127.0.0.1:")
-    assert migrated.stdout.endswith(f": schema version {SCHEMA_VERSION}, up to date\n")
+    assert f": schema version {SCHEMA_VERSION}, up to date; job queue: " in migrated.stdout
     assert password not in migrated.stdout + migrated.stderr

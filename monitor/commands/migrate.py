@@ -6,6 +6,7 @@ import argparse
 
 from monitor.commands.common import load
 from monitor.store import open_store
+from monitor.store.base import is_postgres
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -17,7 +18,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     config = load(args)
     store = open_store(config.state)
     try:
-        print(f"{store.describe()}: schema version {store.schema_version()}, up to date")
+        line = f"{store.describe()}: schema version {store.schema_version()}, up to date"
+        if is_postgres(config.state):
+            # Many workers share the database through Procrastinate's job queue (SPEC §8).
+            from monitor.store.postgres import PostgresStore
+
+            assert isinstance(store, PostgresStore)
+            line += f"; job queue: Procrastinate {store.migrate_queue()}"
+        print(line)
     finally:
         store.close()
     return 0

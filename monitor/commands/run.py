@@ -9,33 +9,76 @@ import multiprocessing.forkserver
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from monitor.commands.common import config_path, load, on_terminal
 from monitor.commands.progress import ProgressBar
+from monitor.config import Config
 from monitor.daemon import Daemon
+from monitor.errors import ConfigError
 from monitor.http import parse_listen
 from monitor.pipeline import PollResult, fetch_processes, parse_executor
 from monitor.store import open_store
+from monitor.store.base import is_postgres
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the daemon, or one pass with ``--once``."""
+    """Run the daemon, or one pass with ``--once``; on PostgreSQL, the workers (SPEC §8)."""
     config = load(args)
+    postgres = is_postgres(config.state)
+    if args.workers is not None and not postgres:
+        raise ConfigError(
+            "--workers needs `state: postgresql://...`: with a SQLite file one process"
+            " does all the work (drop --workers, or move the state to PostgreSQL)"
+        )
+    if args.workers is not None and args.once:
+        raise ConfigError("--workers runs the service; --once polls every feed once, here")
     listen = None if args.once else (args.http or config.http)
     address = parse_listen(listen) if listen else None
+    if postgres and not args.once:
+        return _run_workers(args, config, address)
     store = open_store(config.state)
     _start_forkserver_deaf_to_ctrl_c()
     executor = parse_executor()
     daemon = Daemon(config, store, executor=executor, fetch_processes=fetch_processes())
     try:
-        code = _run_loop(_run(args, config_path(args), daemon, address), daemon)
+        code = _run_loop(_run(args, config_path(args), daemon, address), lambda: daemon.abandoned)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
         store.close()
-    if daemon.abandoned:
+    return _exit(code, abandoned=daemon.abandoned)
+
+
+def _run_workers(args: argparse.Namespace, config: Config, address: tuple[str, int] | None) -> int:
+    """``run`` with the state in PostgreSQL: N poll workers and an outbox worker, here."""
+    # Imported here, so that SQLite users never import Procrastinate.
+    from monitor.distributed import WorkerProcess
+    from monitor.store.postgres import PostgresStore
+
+    store = PostgresStore(config.state)
+    _start_forkserver_deaf_to_ctrl_c()
+    executor = parse_executor()
+    process = WorkerProcess(
+        config,
+        store,
+        executor,
+        workers=args.workers or 1,
+        config_path=config_path(args),
+        fetch_processes=fetch_processes(),
+    )
+    try:
+        code = _run_loop(process.run(address), lambda: process.abandoned)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        store.close()
+    return _exit(code, abandoned=process.abandoned)
+
+
+def _exit(code: int, *, abandoned: bool) -> int:
+    """``code``; but exit at once when a delivery thread was abandoned at the stop."""
+    if abandoned:
         # A delivery still runs in a worker thread that cannot be interrupted; waiting for
         # it would break the shutdown bound. Its outcome was never recorded, so it stays
         # pending in the (closed, consistent) store and goes out on the next run (SPEC §5).
@@ -63,7 +106,7 @@ def _start_forkserver_deaf_to_ctrl_c() -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def _run_loop(main: Coroutine[Any, Any, int], daemon: Daemon) -> int:
+def _run_loop(main: Coroutine[Any, Any, int], abandoned: Callable[[], bool]) -> int:
     """``asyncio.run``, except that an abandoned delivery thread is not waited for."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -77,7 +120,7 @@ def _run_loop(main: Coroutine[Any, Any, int], daemon: Daemon) -> int:
             if tasks:
                 loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
-            if not daemon.abandoned:
+            if not abandoned():
                 loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             asyncio.set_event_loop(None)

@@ -235,13 +235,18 @@ class Store(Protocol):
         ...
 
 
+def is_postgres(location: str) -> bool:
+    """Whether ``state: location`` means PostgreSQL (a ``postgresql://`` or ``postgres://`` URL)."""
+    return location.startswith(("postgresql://", "postgres://"))
+
+
 def open_store(location: str) -> Store:
     """Open (creating and migrating as needed) the store at ``location``.
 
     A ``postgresql://`` (or ``postgres://``) URL means PostgreSQL (SPEC §8),
     anything else a SQLite file path.
     """
-    if location.startswith(("postgresql://", "postgres://")):
+    if is_postgres(location):
         # Imported here so that SQLite users never import psycopg.
         from monitor.store.postgres import PostgresStore
 

@@ -16,6 +16,10 @@ Durability and concurrency (SPEC §5):
   of an answer, never blocking writers nor waiting for them.
 - ``COMMIT`` returns once the server has made the transaction durable under its
   own ``synchronous_commit`` setting; that setting is the operator's.
+- A poll's ``lookup`` and ``apply`` are two transactions; between them the
+  story keys looked up stay claimed (:mod:`monitor.store.postgres_stories`),
+  so polls of two feeds carrying one story, in two processes, take turns
+  and alert it once.
 
 One connection per store, shared between threads under a lock, so the daemon
 may call it from a worker thread. A connection the server dropped is opened
@@ -49,7 +53,13 @@ from monitor.model import (
     StatusReport,
     StoreLookup,
 )
-from monitor.store import postgres_feeds, postgres_outbox, postgres_schema, postgres_targets
+from monitor.store import (
+    postgres_feeds,
+    postgres_outbox,
+    postgres_schema,
+    postgres_stories,
+    postgres_targets,
+)
 from monitor.store.base import (
     FeedHealth,
     HealthNotice,
@@ -89,6 +99,7 @@ class PostgresStore:
         self._connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self._closed = False
+        self._claimed = False  # story keys claimed by a lookup and not yet released
         self._conn = self._connect()
 
     def sync_feeds(self, urls: Sequence[str], now: datetime) -> None:
@@ -115,14 +126,35 @@ class PostgresStore:
         title_keys: Sequence[str],
         since: datetime,
     ) -> StoreLookup:
-        """What is already known about a feed's entries; as :meth:`SQLiteStore.lookup`."""
+        """What is already known about a feed's entries; as :meth:`SQLiteStore.lookup`.
+
+        First claims the keys, waiting while another poll holds any of them, and
+        keeps them until :meth:`apply` (or :meth:`release_story_keys`).
+        """
+        self.release_story_keys()  # a poll that failed between lookup and apply
+        keys = [*link_keys, *title_keys]
+        # Before the claim: a claim that fails part way still holds what it took.
+        self._claimed = bool(keys)
+        self._run(None, postgres_stories.claim, keys)
         return self._run(
             False, postgres_feeds.lookup, feed_url, entry_ids, link_keys, title_keys, since
         )
 
     def apply(self, intent: FeedUpdateIntent) -> None:
-        """Apply one poll's outcome in one transaction; as :meth:`SQLiteStore.apply`."""
-        self._run(True, postgres_feeds.apply, intent)
+        """Apply one poll's outcome in one transaction; as :meth:`SQLiteStore.apply`.
+
+        Then releases the story keys the lookup before it claimed.
+        """
+        try:
+            self._run(True, postgres_feeds.apply, intent)
+        finally:
+            self.release_story_keys()
+
+    def release_story_keys(self) -> None:
+        """Release the story keys the last :meth:`lookup` claimed, if it still holds them."""
+        if self._claimed:
+            self._claimed = False
+            self._run(None, postgres_stories.release)
 
     def pending_deliveries(self, now: datetime, limit: int) -> list[PendingDelivery]:
         """Up to ``limit`` pending deliveries due at ``now``, oldest first."""
@@ -139,6 +171,14 @@ class PostgresStore:
     def due_deliveries(self, now: datetime, limit: int) -> list[QueuedDelivery]:
         """Up to ``limit`` pending deliveries due at ``now``, oldest first; paused targets' not."""
         return self._run(False, postgres_outbox.due_deliveries, now, limit)
+
+    def due_targets(self, now: datetime) -> list[str]:
+        """The targets, not paused at ``now``, with a pending delivery due then, by name."""
+        return self._run(False, postgres_outbox.due_targets, now)
+
+    def due_deliveries_to(self, target: str, now: datetime, limit: int) -> list[QueuedDelivery]:
+        """As :meth:`due_deliveries`, for one target (empty while it is paused)."""
+        return self._run(False, postgres_outbox.due_deliveries_to, target, now, limit)
 
     def batch_members(self, target: str, batch: str) -> list[QueuedDelivery]:
         """Every pending delivery of ``batch`` for ``target``, due or not, oldest first."""
@@ -188,6 +228,16 @@ class PostgresStore:
         """The database's schema version (its ``schema_version`` table)."""
         return self._run(False, postgres_schema.schema_version)
 
+    def migrate_queue(self) -> str:
+        """Create or upgrade Procrastinate's job queue beside the store's tables; its version.
+
+        For many workers (:mod:`monitor.distributed`); see :mod:`monitor.store.postgres_queue`.
+        """
+        # Imported here: a store that runs no workers never imports Procrastinate.
+        from monitor.store.postgres_queue import migrate_queue
+
+        return self._run(None, migrate_queue, self.name)
+
     def close(self) -> None:
         """Close the connection; safe to call twice. Committed work is already durable."""
         with self._lock:
@@ -209,12 +259,14 @@ class PostgresStore:
 
     def _run(
         self,
-        write: bool,
+        write: bool | None,
         work: Callable[Concatenate[Conn, P], T],
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
         """``work(conn, ...)`` in one transaction under the lock; see the module docstring.
+
+        ``write`` None: outside any transaction (session-level statements).
 
         Driver errors become StoreError naming the database; anything else
         ``work`` raises (a ValueError for a bug in its arguments) passes through
@@ -227,12 +279,14 @@ class PostgresStore:
                 try:
                     if self._conn.closed or self._conn.broken:
                         self._conn = self._connect()
+                    if write is None:
+                        return work(self._conn, *args, **kwargs)
                     return _transaction(self._conn, write, work, *args, **kwargs)
                 except _CONFLICTS as exc:
                     if attempt == RETRIES:
                         self._fail(f"gave up after {RETRIES} conflicting attempts", exc)
                 except psycopg.Error as exc:
-                    self._fail("write failed" if write else "read failed", exc)
+                    self._fail("read failed" if write is False else "write failed", exc)
             raise AssertionError("unreachable")  # the loop returns or raises
 
     def _connect(self) -> Conn:

@@ -203,3 +203,29 @@ def _recent_alerts(conn: Conn, recent: int) -> tuple[AlertReport, ...]:
         ([row[0] for row in rows],),
     ).fetchall()
     return recent_alerts(rows, deliveries, utc)
+
+
+def due_targets(conn: Conn, now: datetime) -> list[str]:
+    """Targets not paused at ``now`` with a pending delivery due then, in name order."""
+    rows = conn.execute(
+        "SELECT target FROM deliveries WHERE state = 'pending'"
+        " AND next_attempt_at <= %(now)s"
+        " AND target NOT IN (SELECT name FROM targets WHERE paused_until > %(now)s)"
+        ' GROUP BY target ORDER BY target COLLATE "C"',
+        {"now": ts(now)},
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def due_deliveries_to(conn: Conn, target: str, now: datetime, limit: int) -> list[QueuedDelivery]:
+    """:func:`due_deliveries` for one target: none while it is paused."""
+    rows = conn.execute(
+        "SELECT id, target, attempts, created_at, alert_id, batch, next_attempt_at"
+        " FROM deliveries WHERE state = 'pending' AND target = %(target)s"
+        " AND next_attempt_at <= %(now)s"
+        " AND NOT EXISTS (SELECT 1 FROM targets WHERE name = %(target)s"
+        " AND paused_until > %(now)s)"
+        " ORDER BY created_at, id LIMIT %(limit)s",
+        {"target": target, "now": ts(now), "limit": limit},
+    ).fetchall()
+    return _queued(conn, rows)

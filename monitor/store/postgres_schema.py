@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from monitor.errors import StoreError
 from monitor.store.postgres_codec import Conn
+from monitor.store.postgres_stories import CLAIM_FUNCTION
 
 # Held by the one process migrating this database (whatever schema it uses); the
 # value only has to differ from other applications' advisory locks ("nmSC").
@@ -136,8 +137,11 @@ _V1 = (
     "CREATE INDEX sends_target ON sends (target, sent_at)",
 )
 
+# Many workers (issue 7): polls claim their story keys (monitor.store.postgres_stories).
+_V2 = (CLAIM_FUNCTION,)
+
 # Append new migrations here; the schema version is the length of this tuple.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Tables of ours: a database holding any of them without a schema_version is not ours.

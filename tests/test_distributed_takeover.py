@@ -1,0 +1,101 @@
+"""A worker killed with SIGKILL mid-run: its polls and deliveries are taken over (issue 7).
+
+Three `news-monitor run` processes share one PostgreSQL. Stories are
+published on slow feeds; as soon as one worker has sent its first message
+(its delivery round still sending to a slow target), its whole process group
+is killed. Its jobs stay claimed until its lease expires; then a survivor puts
+them back in the queue: every expected alert still arrives at both targets,
+with at most one repeat per target (SPEC §5's one-delivery window), and
+every feed is fetched again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cluster import LiveFeed, WorkerRun, titles
+from daemon_proc import wait_until
+from feedserver import FeedServer
+from receivers import HTTPReceiver
+
+from monitor.distributed.jobs import LEASE_SECONDS
+
+FEEDS = 24
+STORIES = 10
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[list[WorkerRun]]:
+    """Three worker processes, killed if a test leaves them running."""
+    config = tmp_path / "monitor.yaml"
+    runs = [WorkerRun(config, tmp_path / f"worker-{n}.log") for n in range(3)]
+    yield runs
+    for run in runs:
+        run.close()
+
+
+def test_a_killed_workers_jobs_are_taken_over_after_its_lease_and_nothing_is_lost(
+    tmp_path: Path, postgres_url: str, workers: list[WorkerRun]
+) -> None:
+    """After one of three workers is SIGKILLed while delivering, every alert arrives at both
+    targets with at most one repeat per target, and every feed is polled again."""
+    with FeedServer() as server, HTTPReceiver() as desk, HTTPReceiver() as phone:
+        for receiver in (desk, phone):
+            receiver.respond_with(200, body=b"ok", delay=0.25)
+        feeds = [LiveFeed(f"Feed {n}", delay=0.3) for n in range(FEEDS)]
+        for n, feed in enumerate(feeds):
+            server.add_handler(f"/feed{n}.xml", feed)
+        feeds_yaml = "".join(f"  - url: {server.url(f'/feed{n}.xml')}\n" for n in range(FEEDS))
+        workers[0].config.write_text(
+            f"state: '{postgres_url}'\n"
+            "poll: {interval: 1s, jitter: 0, timeout: 5s}\n"
+            "delivery: {retry_initial: 1s, retry_max: 2s}\n"
+            f"feeds:\n{feeds_yaml}"
+            f"targets:\n  desk: '{desk.json_url('/desk')}'\n  phone: '{phone.json_url('/phone')}'\n"
+            "rules:\n  - {name: drones, query: drone, notify: [desk, phone]}\n"
+        )
+        for run in workers:
+            run.start()
+        for run in workers:
+            run.wait_started(timeout=30)
+        wait_until(lambda: all(f.fetches() for f in feeds), 20, "the first fetch of every feed")
+        expected = set()
+        for n in range(STORIES):
+            title = f"Drone strike number {n} on the port"
+            feeds[n * 2].publish(title, f"https://news.example/{n}")
+            expected.add(f"[drones] {title}")
+
+        def sending() -> WorkerRun | None:
+            return next((w for w in workers if "alert.delivered" in w.run_log()), None)
+
+        wait_until(lambda: sending() is not None, 20, "a worker delivering")
+        victim = sending()
+        assert victim is not None
+        victim.kill()
+        killed = time.monotonic()
+        survivors = [w for w in workers if w is not victim]
+
+        def delivered() -> bool:
+            return all(expected <= set(titles(r)) for r in (desk, phone))
+
+        wait_until(delivered, 40, "every expected alert at both targets")
+        wait_until(
+            lambda: all(f.fetches()[-1] > killed + LEASE_SECONDS for f in feeds),
+            20,
+            "every feed polled again after the lease",
+        )
+        for run in survivors:
+            assert run.stop() == 0, run.run_log()
+
+    for receiver in (desk, phone):
+        received = Counter(titles(receiver))
+        assert set(received) == expected
+        repeats = sum(count - 1 for count in received.values())
+        assert repeats <= 1, received
+    logs = "".join(run.run_log() for run in survivors)
+    assert "job.taken_over" in logs and "task=deliver" in logs, logs[-3000:]
+    assert "Traceback" not in logs
