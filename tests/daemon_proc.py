@@ -15,6 +15,9 @@ rss(title, items) / Item
 
 wait_until(predicate, timeout, what)
     Poll ``predicate`` every 20 ms; fail naming ``what`` when time runs out.
+
+group_members(pgid)
+    The live processes of a process group: a daemon and its workers.
 """
 
 from __future__ import annotations
@@ -98,6 +101,20 @@ def status_json(config: Path) -> dict[str, Any]:
     doc = json.loads(done.stdout)
     assert isinstance(doc, dict)
     return doc
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live processes of a process group (a daemon and its fetch and parse workers)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(b")", 1)[1].split()[2]) == pgid:
+                members.append(int(entry.name))
+    return members
 
 
 class DaemonProcess:

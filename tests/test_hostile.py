@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_proc import DaemonProcess, Item, rss, status_json, wait_until
+from daemon_proc import DaemonProcess, Item, group_members, rss, status_json, wait_until
 from feedserver import FeedServer, Handler, bomb, chunked, redirect, stall, status, trickle
 from receivers import HTTPReceiver
 
@@ -148,20 +148,6 @@ def peak_memory(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise AssertionError(f"no VmHWM for {pid}")
-
-
-def group_members(pgid: int) -> list[int]:
-    """The live processes of a process group (the daemon and its parse workers)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_bytes()
-            except OSError:
-                continue
-            if int(stat.rsplit(b")", 1)[1].split()[2]) == pgid:
-                members.append(int(entry.name))
-    return members
 
 
 def test_every_hostile_server_at_once_harms_no_healthy_feed(

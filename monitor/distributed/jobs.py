@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import Executor
 from urllib.parse import parse_qs, urlsplit
@@ -93,6 +94,18 @@ class Node:
         self.app: App | None = None
         # A delivery cancelled while Apprise was sending (stop grace exceeded).
         self.abandoned = False
+        # Polls running per runtime: a runtime replaced by a reload is closed at zero.
+        self._polling: Counter[Runtime] = Counter()
+        self._polls_ended: dict[Runtime, asyncio.Event] = {}
+
+    async def polls_ended(self, runtime: Runtime) -> None:
+        """Return once no poll that started with ``runtime`` runs any more.
+
+        Polls start with the current runtime, so once a replaced one has none
+        it gets no more.
+        """
+        if self._polling[runtime]:
+            await self._polls_ended.setdefault(runtime, asyncio.Event()).wait()
 
     # -- polling -------------------------------------------------------------
 
@@ -118,11 +131,16 @@ class Node:
         feed = feeds[0]
         if feed.next_due is None or feed.next_due > moment:
             return  # polled since this job was queued
+        self._polling[runtime] += 1
         try:
             result = await poll_feed(
                 runtime, self.store, self.executor, feed, self.now, self.metrics, self.network
             )
         finally:
+            self._polling[runtime] -= 1
+            if not self._polling[runtime]:
+                del self._polling[runtime]
+                self._polls_ended.pop(runtime, asyncio.Event()).set()
             # Story keys claimed by a lookup whose apply never came (a bug in deciding).
             self.store.release_story_keys()
         if result.alerts:

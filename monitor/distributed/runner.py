@@ -77,6 +77,7 @@ class WorkerProcess:
         self._retired: list[Runtime] = []
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Future[None]] = set()
 
     @property
     def abandoned(self) -> bool:
@@ -146,6 +147,8 @@ class WorkerProcess:
             stop.cancel()
             await self._shutdown()
         finally:
+            for task in self._background:
+                task.cancel()
             await endpoint.close()
             await app.close_async()
             for each in [*self._retired, self.node.runtime]:
@@ -191,12 +194,26 @@ class WorkerProcess:
             config.log_level, Secrets(old.config.secrets.values | config.secrets.values).mask
         )
         self.store.sync_feeds(list(runtime.specs), self.node.now())
-        # Jobs running now finish with the old runtime; it is closed when the process stops.
+        # Jobs running now finish with the old runtime, then it is closed (its fetch
+        # workers are processes: a service reloaded for months must not pile them up).
         self._retired.append(old)
+        retiring = asyncio.ensure_future(self._retire(old))
+        self._background.add(retiring)
+        retiring.add_done_callback(self._background.discard)
         self.node.runtime = runtime
         self.node.metrics.feeds.set(len(runtime.specs))
         event(log, logging.INFO, "config.reloaded", trigger="signal", feeds=len(runtime.specs))
         return True
+
+    async def _retire(self, old: Runtime) -> None:
+        """Close a replaced runtime once the polls that started with it have ended.
+
+        (Delivery rounds do not use what closing releases: the fetcher.)
+        """
+        await self.node.polls_ended(old)
+        if old in self._retired:
+            self._retired.remove(old)
+            await old.aclose()
 
     def health(self) -> Health:
         """Healthy while every worker of this process runs."""
