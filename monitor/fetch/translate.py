@@ -7,6 +7,7 @@ refused by 127.0.0.1:8080``, ``HTTP 503 Service Unavailable``.
 
 from __future__ import annotations
 
+import functools
 import socket
 import ssl
 from collections.abc import Mapping
@@ -109,8 +110,10 @@ def brief(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
+@functools.lru_cache(maxsize=8192)
 def hostport(url: str) -> str:
     """``host[:port]`` of a URL, without userinfo: the per-host key, and what messages name."""
+    # Cached: asked two or three times per poll of every feed, with the same URLs each cycle.
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     return f"{host}:{parts.port}" if parts.port else host
