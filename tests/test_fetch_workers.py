@@ -139,3 +139,32 @@ def test_workers_that_keep_dying_at_start_hand_fetching_to_the_daemon(
     asyncio.run(go())
     failures = [r for r in caplog.records if r.getMessage() == "fetch.workers_failed"]
     assert len(failures) == 1
+
+
+def test_fetches_waiting_for_their_host_when_closing_start_no_new_worker(
+    server: FeedServer,
+) -> None:
+    """A fetch still waiting for a per-host slot when the fetcher closes fails as closed; it
+    does not start a worker after the others were stopped."""
+    slow = Concurrency(RSS, hold=0.3)
+    server.add_handler("/slow.xml", slow)
+    settings = FetcherSettings(
+        user_agent="news-monitor-test",
+        timeout=5.0,
+        max_size=1_000_000,
+        per_host=1,
+        max_connections=8,
+    )
+
+    async def go() -> None:
+        workers = FetchWorkers(settings, count=1)
+        first = asyncio.ensure_future(workers.fetch(server.url("/slow.xml?1")))
+        waiting = asyncio.ensure_future(workers.fetch(server.url("/slow.xml?2")))
+        await asyncio.to_thread(server.wait_for_requests, 1)
+        await workers.aclose()
+        assert (await first).body == RSS
+        with pytest.raises(FetchError, match="closed"):
+            await waiting
+        assert workers.pids == []
+
+    asyncio.run(go())

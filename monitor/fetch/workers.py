@@ -180,6 +180,8 @@ class FetchWorkers:
 
     async def _choose(self) -> _Worker | None:
         """The least busy live worker, starting any that are missing; None: fetch here."""
+        if self._closed:  # closed while this fetch waited for its host's slot
+            raise FetchError("the fetcher is closed")
         if self._fallback is not None:
             return None
         if self._starting is None:
