@@ -437,6 +437,13 @@ def main() -> None:
         metavar="N",
         help="instead: the cold cycle on PostgreSQL with 1..N workers (benchmarks/poll_workers.py)",
     )
+    parser.add_argument(
+        "--pg-stats",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --workers: print the N statements of largest total time (pg_stat_statements)",
+    )
     args = parser.parse_args()
 
     receive, send = multiprocessing.Pipe(duplex=False)

@@ -25,7 +25,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,8 +120,12 @@ class PostgresServer:
             return ""
 
 
-def start() -> PostgresServer:
-    """Initialise and start a server; raises PostgresUnavailable with the reason it cannot."""
+def start(settings: Mapping[str, str] | None = None) -> PostgresServer:
+    """Initialise and start a server; raises PostgresUnavailable with the reason it cannot.
+
+    ``settings``: more server settings (``-c name=value``), e.g. the benchmark's
+    ``shared_preload_libraries`` for pg_stat_statements.
+    """
     bindir = find_bindir()
     runas, owner = _unprivileged()
     base = Path(tempfile.mkdtemp(prefix="nm-pg-", dir="/tmp" if runas else None))
@@ -155,7 +159,7 @@ def start() -> PostgresServer:
             raise PostgresUnavailable(f"initdb failed: {_tail(done.stdout + done.stderr)}")
         for _ in range(PORT_ATTEMPTS):
             server = PostgresServer(base, bindir, _free_port(), password, runas)
-            if _pg_ctl_start(server):
+            if _pg_ctl_start(server, settings or {}):
                 return server
             if "already in use" not in server.log_text():
                 break
@@ -201,12 +205,13 @@ def _unprivileged() -> tuple[tuple[str, ...], pwd.struct_passwd | None]:
     raise PostgresUnavailable("running as root with neither runuser nor setpriv to drop it")
 
 
-def _pg_ctl_start(server: PostgresServer) -> bool:
+def _pg_ctl_start(server: PostgresServer, settings: Mapping[str, str]) -> bool:
     options = (
         f"-c listen_addresses=127.0.0.1 -p {server.port} -k {server.base}"
         " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         " -c max_connections=60"
     )
+    options += "".join(f" -c {name}={value}" for name, value in settings.items())
     done = _run(
         [
             *server.runas,

@@ -28,7 +28,7 @@ from monitor.model import (
     StoreLookup,
 )
 from monitor.store.postgres import PostgresStore
-from monitor.store.postgres_queue import VERSION_TABLE, pending_migrations
+from monitor.store.postgres_queue import LOCK_INDEX, VERSION_TABLE, pending_migrations
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 A, B = "https://a.example/rss", "https://b.example/rss"
@@ -124,11 +124,15 @@ def test_procrastinate_migrations_between_two_versions_apply_in_order(
     assert pending_migrations(names, recorded, installed) == pending
 
 
+_INDEX = "SELECT schemaname::text FROM pg_indexes WHERE indexname = %s"
+
+
 def test_the_job_queue_is_created_once_in_the_urls_schema_and_a_newer_one_refused(
     postgres_url: str, postgres_server: PostgresServer
 ) -> None:
-    """Procrastinate's tables and functions land in the schema of the URL's search_path; a
-    second migration changes nothing; a queue written by a newer Procrastinate is refused."""
+    """Procrastinate's tables and functions land in the schema of the URL's search_path, with
+    our index of its jobs by lock (added again when missing); a second migration changes
+    nothing; a queue written by a newer Procrastinate is refused."""
     import psycopg
     from procrastinate import __version__
 
@@ -143,6 +147,13 @@ def test_the_job_queue_is_created_once_in_the_urls_schema_and_a_newer_one_refuse
         ).fetchall()
         assert where == [(schema,)]
         assert raw.execute("SELECT count(*) FROM procrastinate_jobs").fetchone() == (0,)
+        assert raw.execute(_INDEX, (LOCK_INDEX,)).fetchone() == (schema,)
+        # A queue migrated before the index existed (or by a Procrastinate that lost it).
+        raw.execute(f"DROP INDEX {LOCK_INDEX}")
+    with PostgresStore(postgres_url) as store:
+        assert store.migrate_queue() == __version__
+    with psycopg.connect(postgres_url, autocommit=True) as raw:
+        assert raw.execute(_INDEX, (LOCK_INDEX,)).fetchone() == (schema,)
         raw.execute(f"UPDATE {VERSION_TABLE} SET version = '99.0.0'")  # noqa: S608
     with (
         PostgresStore(postgres_url) as store,

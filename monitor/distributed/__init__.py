@@ -12,7 +12,9 @@ Jobs (:mod:`monitor.distributed.jobs`), each a row of ``procrastinate_jobs``:
 
 ``dispatch-feeds`` (periodic, every second; queue ``outbox``)
     Reads the feeds due now from the store and defers a ``poll`` job for each
-    one that has no poll job queued or running.
+    one that has no poll job queued or running, most overdue first, until
+    :data:`~monitor.distributed.jobs.QUEUED_POLLS` wait: every fetch of a job
+    reads the waiting ones, so the queue is kept short and topped up.
 ``poll(url)`` (queue ``feeds``; lock ``feed:URL``, queueing lock ``poll:URL``)
     Reads the feed again and, if it is still due, polls it: fetch, parse,
     decide, ``store.apply``. The lock keeps two polls of one feed from running

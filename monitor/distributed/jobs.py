@@ -49,15 +49,20 @@ DISPATCH_FEEDS = "dispatch-feeds"
 DISPATCH_DELIVERIES = "dispatch-deliveries"
 RECOVER = "recover"
 
-# Feeds deferred per dispatch (one second): far above what the fetchers get through.
-DISPATCH_LIMIT = 2000
+# Poll jobs waiting in the queue, at most: a dispatch (every second) tops the queue up to
+# this many. Above what a few workers get through in a second, so they never wait for
+# work; below thousands, because every fetch of a job reads the waiting ones, and the
+# fewer they are, the less a fetch costs when the planner reads them all (a fetch
+# planned from statistics of a nearly empty queue does). The cluster starts at most
+# this many polls a second.
+QUEUED_POLLS = 500
 DELIVERIES_PER_ROUND = 100  # as the SQLite daemon's delivery round
 # A poll or delivery round that raised (the database went away, a bug) is run again by
 # the engine; failures the pipeline expects are data in the store, never raised.
 RETRY = RetryStrategy(max_attempts=3, exponential_wait=2)
 
 _IN_FLIGHT = (
-    "SELECT queueing_lock FROM procrastinate_jobs"
+    "SELECT queueing_lock, status FROM procrastinate_jobs"
     " WHERE task_name = %(task)s AND status IN ('todo', 'doing')"
 )
 
@@ -92,6 +97,7 @@ class Node:
         # Per process: whether this machine's network is down is not shared state.
         self.network = OutageWatch()
         self.app: App | None = None
+        self.queued_polls = QUEUED_POLLS
         # A delivery cancelled while Apprise was sending (stop grace exceeded).
         self.abandoned = False
         # Polls running per runtime: a runtime replaced by a reload is closed at zero.
@@ -110,11 +116,18 @@ class Node:
     # -- polling -------------------------------------------------------------
 
     async def dispatch_feeds(self, timestamp: int) -> None:
-        """Defer a poll for each feed due now that has no poll queued or running."""
-        urls = list(self.runtime.specs)
+        """Defer a poll for each feed due now that has no poll queued or running.
+
+        Most overdue first, up to :attr:`queued_polls` (:data:`QUEUED_POLLS`)
+        waiting: the rest wait for the next dispatch, a second later.
+        """
         busy = await self._in_flight(POLL)
-        due = self.store.due_feeds(urls, self.now(), DISPATCH_LIMIT + len(busy))
-        fresh = [f.url for f in due if poll_locks(f.url)[1] not in busy][:DISPATCH_LIMIT]
+        room = self.queued_polls - sum(status == "todo" for status in busy.values())
+        if room <= 0:
+            return
+        urls = list(self.runtime.specs)
+        due = self.store.due_feeds(urls, self.now(), room + len(busy))
+        fresh = [f.url for f in due if poll_locks(f.url)[1] not in busy][:room]
         await self._defer(POLL, FEEDS_QUEUE, [({"url": url}, *poll_locks(url)) for url in fresh])
 
     async def poll(self, url: str) -> None:
@@ -214,11 +227,19 @@ class Node:
 
     # -- the queue -------------------------------------------------------------
 
-    async def _in_flight(self, task: str) -> set[str]:
-        """Queueing locks of ``task``'s jobs queued or running now."""
+    async def _in_flight(self, task: str) -> dict[str, str]:
+        """The status (``todo``, ``doing``) of ``task``'s jobs queued or running, by queueing lock.
+
+        A queueing lock may have one job running and one queued (Procrastinate keeps
+        only two from waiting at once): it counts as queued.
+        """
         assert self.app is not None
         rows = await self.app.connector.execute_query_all_async(_IN_FLIGHT, task=task)
-        return {row["queueing_lock"] for row in rows}
+        found: dict[str, str] = {}
+        for row in rows:
+            if found.get(row["queueing_lock"]) != "todo":
+                found[row["queueing_lock"]] = row["status"]
+        return found
 
     async def _defer(
         self, task: str, queue: str, jobs: Iterable[tuple[dict[str, str], str, str]]

@@ -43,13 +43,50 @@ def feeds(conn: Conn, urls: Sequence[str]) -> list[FeedForUpdate]:
 
 
 def due_feeds(conn: Conn, urls: Sequence[str], now: datetime, limit: int) -> list[FeedForUpdate]:
-    """Up to ``limit`` of ``urls`` due at ``now`` and not Gone, most overdue first, then by URL."""
+    """Up to ``limit`` of ``urls`` due at ``now`` and not Gone, most overdue first, then by URL.
+
+    Asked every second for every configured feed (``dispatch-feeds``), so the
+    URLs are not sent: 50,000 of them are 3 MB a second to send and parse for
+    the few dozen feeds due. The due feeds are read instead, in order through
+    the ``next_due`` index, and those not asked for skipped here: feeds no
+    longer configured, whose rows stay. Only when there are so many of those
+    that the walk has read as many rows as there are URLs are the URLs sent.
+    """
+    if limit <= 0 or not urls:
+        return []
+    wanted = frozenset(urls)
+    found: list[FeedForUpdate] = []
+    after: tuple[datetime, str] | None = None
+    read = 0
+    page = max(limit, _DUE_PAGE)
+    while read < len(wanted):
+        rows = conn.execute(
+            _DUE_WALK if after is None else _DUE_WALK_AFTER,
+            (ts(now), page) if after is None else (ts(now), *after, page),
+        ).fetchall()
+        read += len(rows)
+        found += [feed_row(row) for row in rows if row[0] in wanted]
+        if len(found) >= limit or len(rows) < page:
+            return found[:limit]
+        after = (rows[-1][9], rows[-1][0])  # next_due, url: where the next page starts
     rows = conn.execute(
         f"SELECT {FEED_COLUMNS} FROM feeds WHERE url = ANY(%s::text[])"  # noqa: S608 (constant)
         " AND status <> 'gone' AND next_due <= %s ORDER BY next_due, url LIMIT %s",
         (list(urls), ts(now), limit),
     ).fetchall()
     return [feed_row(row) for row in rows]
+
+
+_DUE_PAGE = 500
+_DUE_WALK = (
+    f"SELECT {FEED_COLUMNS} FROM feeds"  # noqa: S608 (constant)
+    " WHERE status <> 'gone' AND next_due <= %s ORDER BY next_due, url LIMIT %s"
+)
+_DUE_WALK_AFTER = (
+    f"SELECT {FEED_COLUMNS} FROM feeds"  # noqa: S608 (constant)
+    " WHERE status <> 'gone' AND next_due <= %s AND (next_due, url) > (%s, %s)"
+    " ORDER BY next_due, url LIMIT %s"
+)
 
 
 def next_due(conn: Conn, urls: Sequence[str]) -> datetime | None:
@@ -74,11 +111,17 @@ def lookup(
     Which story a key means when several qualify: :func:`monitor.store.rows.winning_stories`.
     """
     window = ts(since)
-    # These are probes of a few keys each. Until autovacuum has analyzed a table that
-    # grew fast (the first poll of thousands of feeds), the planner guesses that a
-    # hundred-key ANY matches half of it and scans it all: 30 ms a lookup, growing.
-    conn.execute("SET LOCAL enable_seqscan = off")
-    conn.execute("SET LOCAL enable_bitmapscan = off")
+    # These are probes of a few keys each, but the planner is asked to plan them for a
+    # table that grows from nothing to hundreds of thousands of rows in the first poll
+    # of thousands of feeds. Without statistics it guesses that a hundred-key ANY
+    # matches half the table; and psycopg prepares a statement run five times, so the
+    # server keeps a generic plan made while the table was a few pages: a scan of the
+    # whole table, kept until autovacuum next analyzes it, a minute or more later.
+    # Analyzing after the first poll was measured not to help (the plans are cached
+    # after it): 1,450 scans of the table, 30 ms a lookup and growing, in a cold cycle
+    # of 2,000 feeds. So index probes are all the planner may choose here (one round
+    # trip for both settings).
+    conn.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
     seen_ids = frozenset(
         row[0]
         for row in conn.execute(
@@ -110,33 +153,53 @@ def lookup(
 
 
 def apply(conn: Conn, intent: FeedUpdateIntent) -> None:
-    """Write one poll's outcome; see :meth:`monitor.store.sqlite.SQLiteStore.apply`."""
+    """Write one poll's outcome; see :meth:`monitor.store.sqlite.SQLiteStore.apply`.
+
+    Each table gets one statement, its rows bound as arrays: a new 50-entry
+    feed writes 150 rows, and row by row (``executemany``) those were 150
+    statements, most of the database's work in a poll.
+    """
     now = ts(intent.now)
     feed = feed_params(intent, now, ts)
-    seen_rows = [
-        (intent.url, s.entry_id, s.story, s.title, s.link, ts_opt(s.published), now)
-        for s in intent.seen
-    ]
-    key_rows = [(key, intent.url, s.story, now) for s in intent.seen for key in s.keys]
-    conn.execute(
-        "INSERT INTO feeds (url, fetch_url) VALUES (%s, %s) ON CONFLICT (url) DO NOTHING",
-        (intent.url, intent.fetch_url or intent.url),
-    )
-    conn.execute(_UPDATE_FEED, feed)
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO seen (feed_url, entry_id, story, title, link, published, seen_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (feed_url, entry_id) DO NOTHING",
-            seen_rows,
+    # A feed without a row (never synced) gets one first; the common case is one statement.
+    if conn.execute(_UPDATE_FEED, feed).rowcount == 0:
+        conn.execute(
+            "INSERT INTO feeds (url, fetch_url) VALUES (%s, %s) ON CONFLICT (url) DO NOTHING",
+            (intent.url, intent.fetch_url or intent.url),
         )
+        conn.execute(_UPDATE_FEED, feed)
+    if intent.seen:
+        seen = intent.seen
+        conn.execute(
+            "INSERT INTO seen (feed_url, entry_id, story, title, link, published, seen_at)"
+            " SELECT %s, entry_id, story, title, link, published, %s"
+            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])"
+            " AS entry (entry_id, story, title, link, published)"
+            " ON CONFLICT (feed_url, entry_id) DO NOTHING",
+            (
+                intent.url,
+                now,
+                [s.entry_id for s in seen],
+                [s.story for s in seen],
+                [s.title for s in seen],
+                [s.link for s in seen],
+                [ts_opt(s.published) for s in seen],
+            ),
+        )
+    # One statement may not update a row twice, so a key two entries share (one headline
+    # twice in a feed) is written once, with the first entry's story: as row by row,
+    # where the second write found the first one's time and changed nothing.
+    keys = {key: s.story for s in reversed(intent.seen) for key in s.keys}
+    if keys:
         # A key this feed records again moves to its newer story and time, so the
         # syndication window (Store.lookup) counts from its latest appearance.
-        cursor.executemany(
-            "INSERT INTO story_keys (key, feed_url, story, seen_at) VALUES (%s, %s, %s, %s)"
+        conn.execute(
+            "INSERT INTO story_keys (key, feed_url, story, seen_at)"
+            " SELECT key, %s, story, %s FROM unnest(%s::text[], %s::text[]) AS k (key, story)"
             " ON CONFLICT (key, feed_url) DO UPDATE"
             " SET story = excluded.story, seen_at = excluded.seen_at"
             " WHERE excluded.seen_at > story_keys.seen_at",
-            key_rows,
+            (intent.url, now, list(keys), list(keys.values())),
         )
     for alert in intent.alerts:
         insert_alert(conn, alert, now)

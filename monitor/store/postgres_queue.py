@@ -18,6 +18,16 @@ last brought them up to date is the one row of :data:`VERSION_TABLE`.
 
 All of it runs in one transaction under the store's migration lock, so several
 workers starting at once apply it once.
+
+One index of ours is added to Procrastinate's job table (:data:`LOCK_INDEX`),
+and again after any Procrastinate migration that lost it. Fetching a job
+(``procrastinate_fetch_job_v2``) checks, for each candidate, that no other
+job with its lock runs or waits ahead of it, and Procrastinate indexes
+``lock`` only among running jobs (its ``(id, lock)`` index is walked whole):
+with 2,000 polls queued, and the planner working from statistics taken while
+the queue was nearly empty, one fetch cost 30 ms and up: 71 of the database's
+83 CPU seconds in a cold cycle of 2,000 feeds. With the index each check is
+one probe.
 """
 
 from __future__ import annotations
@@ -34,6 +44,12 @@ from monitor.store.postgres_codec import Conn
 from monitor.store.postgres_schema import MIGRATION_LOCK
 
 VERSION_TABLE = "news_monitor_queue_schema"
+# Every queued or running job by lock: what the fetch's "no other job with this lock" reads.
+LOCK_INDEX = "news_monitor_jobs_lock"
+_CREATE_LOCK_INDEX = (
+    f"CREATE INDEX IF NOT EXISTS {LOCK_INDEX} ON procrastinate_jobs (lock)"
+    " WHERE status IN ('todo', 'doing')"
+)
 
 _EXISTS = (
     "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
@@ -47,7 +63,7 @@ def migrate_queue(conn: Conn, name: str) -> str:
     ``conn`` must be in autocommit mode. Raises StoreError for a schema written
     by a newer Procrastinate than the one installed.
     """
-    if _recorded(conn) == PROCRASTINATE_VERSION:
+    if _recorded(conn) == PROCRASTINATE_VERSION and _exists(conn, LOCK_INDEX):
         return PROCRASTINATE_VERSION  # the common case: no lock, no write
     conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
     try:
@@ -85,19 +101,28 @@ def pending_migrations(names: Iterable[str], recorded: str, installed: str) -> l
     return sorted(pending)
 
 
+def _exists(conn: Conn, relation: str) -> bool:
+    return conn.execute(_EXISTS, (relation,)).fetchone() is not None
+
+
 def _recorded(conn: Conn) -> str | None:
-    if conn.execute(_EXISTS, (VERSION_TABLE,)).fetchone() is None:
+    if not _exists(conn, VERSION_TABLE):
         return None
     row = conn.execute(f"SELECT version FROM {VERSION_TABLE}").fetchone()  # noqa: S608 (constant)
     return None if row is None else str(row[0])
 
 
 def _migrate_locked(conn: Conn, name: str) -> None:
+    _migrate_procrastinate(conn, name)
+    conn.execute(_CREATE_LOCK_INDEX)  # nothing when another process created it meanwhile
+
+
+def _migrate_procrastinate(conn: Conn, name: str) -> None:
     recorded = _recorded(conn)  # again: another process may have done it meanwhile
     if recorded == PROCRASTINATE_VERSION:
         return
     if recorded is None:
-        if conn.execute(_EXISTS, ("procrastinate_jobs",)).fetchone() is None:
+        if not _exists(conn, "procrastinate_jobs"):
             conn.execute(SchemaManager.get_schema().encode())
         conn.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version text NOT NULL)")
         conn.execute(f"INSERT INTO {VERSION_TABLE} (version) VALUES (%s)", (PROCRASTINATE_VERSION,))  # noqa: S608
