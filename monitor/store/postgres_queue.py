@@ -41,7 +41,7 @@ from procrastinate.schema import SchemaManager
 
 from monitor.errors import StoreError
 from monitor.store.postgres_codec import Conn
-from monitor.store.postgres_schema import MIGRATION_LOCK
+from monitor.store.postgres_schema import under_migration_lock
 
 VERSION_TABLE = "news_monitor_queue_schema"
 # Every queued or running job by lock: what the fetch's "no other job with this lock" reads.
@@ -65,19 +65,7 @@ def migrate_queue(conn: Conn, name: str) -> str:
     """
     if _recorded(conn) == PROCRASTINATE_VERSION and _exists(conn, LOCK_INDEX):
         return PROCRASTINATE_VERSION  # the common case: no lock, no write
-    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
-    try:
-        conn.execute("BEGIN")
-        try:
-            _migrate_locked(conn, name)
-            conn.execute("COMMIT")
-        except BaseException:
-            if not conn.broken:
-                conn.execute("ROLLBACK")
-            raise
-    finally:
-        if not conn.broken:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+    under_migration_lock(conn, _migrate_locked, name)
     return PROCRASTINATE_VERSION
 
 

@@ -18,6 +18,8 @@ so several installations can share one database under different schemas.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from monitor.errors import StoreError
 from monitor.store.postgres_codec import Conn
 from monitor.store.postgres_stories import CLAIM_FUNCTION
@@ -180,11 +182,20 @@ def migrate(conn: Conn, name: str) -> None:
     _check_newer(name, version)
     if version == SCHEMA_VERSION:
         return  # the common case: no lock, no write
+    under_migration_lock(conn, _migrate_locked, name)
+
+
+def under_migration_lock(conn: Conn, work: Callable[[Conn, str], None], name: str) -> None:
+    """``work(conn, name)`` in one transaction, holding the migration lock (autocommit ``conn``).
+
+    The lock is taken before the transaction begins, so that the transaction
+    sees everything the previous holder committed.
+    """
     conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
     try:
         conn.execute("BEGIN")
         try:
-            _migrate_locked(conn, name)
+            work(conn, name)
             conn.execute("COMMIT")
         except BaseException:
             if not conn.broken:
