@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -308,7 +309,7 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open state file {path}: {exc}") from exc
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enter_wal(conn, busy_timeout)
         conn.execute("PRAGMA synchronous = NORMAL")  # why that is enough: module docstring
         conn.execute("PRAGMA foreign_keys = ON")
         try:
@@ -326,6 +327,26 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         conn.close()
         raise StoreError(f"cannot open state file {path}: {exc}") from exc
     return conn
+
+
+def _enter_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch the file to WAL, waiting up to ``busy_timeout`` for others doing the same.
+
+    Turning a new file to WAL needs an exclusive lock. Connections that all hold
+    a shared lock and want it would deadlock, so SQLite answers some of them
+    "database is locked" at once, without waiting in the busy handler: several
+    processes opening a new state together (``run`` and ``status`` at first
+    start) would fail. Retried here until the first has switched the file.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 if TYPE_CHECKING:
