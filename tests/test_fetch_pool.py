@@ -34,7 +34,9 @@ def test_concurrent_fetches_to_one_host_use_every_shard_and_release_them(
     server: FeedServer,
 ) -> None:
     """64 slow fetches at once run 64 at once (no pool queueing), then every shard is idle."""
-    slow = Concurrency(RSS, hold=0.2)
+    # Held long enough that all 64 connections are up, under a loaded test run, before
+    # the first answer: 0.2 s once let only 56 meet.
+    slow = Concurrency(RSS, hold=1.0)
     server.add_handler("/f", slow)
     transport = ShardedTransport(max_connections=64)
 
