@@ -90,10 +90,11 @@ def _exit(code: int, *, abandoned: bool) -> int:
 
 
 def _start_forkserver_deaf_to_ctrl_c() -> None:
-    """Start the parse pool's fork server with SIGINT ignored, which its workers inherit.
+    """Start the fork server of the fetch and parse workers with SIGINT ignored, which
+    they inherit.
 
     Ctrl-C on a terminal signals the whole process group: the daemon handles it
-    (a clean stop), but the parse workers would die printing KeyboardInterrupt
+    (a clean stop), but the workers would die printing KeyboardInterrupt
     tracebacks into the log. A process started with SIGINT ignored keeps it so.
     """
     # The fork server imports what its children run, once: fetch and parse workers
