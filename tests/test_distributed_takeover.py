@@ -47,7 +47,8 @@ def test_a_killed_workers_jobs_are_taken_over_after_its_lease_and_nothing_is_los
     with FeedServer() as server, HTTPReceiver() as desk, HTTPReceiver() as phone:
         for receiver in (desk, phone):
             receiver.respond_with(200, body=b"ok", delay=0.25)
-        feeds = [LiveFeed(f"Feed {n}", delay=0.3) for n in range(FEEDS)]
+        # Slow answers keep polls in flight on every worker, so the one killed holds some.
+        feeds = [LiveFeed(f"Feed {n}", delay=1.5) for n in range(FEEDS)]
         for n, feed in enumerate(feeds):
             server.add_handler(f"/feed{n}.xml", feed)
         feeds_yaml = "".join(f"  - url: {server.url(f'/feed{n}.xml')}\n" for n in range(FEEDS))
