@@ -9,6 +9,10 @@ LiveFeed
     when each fetch arrived (monotonic seconds), so a test can tell one fetch
     per interval from one per worker.
 
+process_groups_of_clients(ports)
+    Which process groups hold the client ends of these local TCP connections: with
+    ``LiveFeed.held_ports`` it tells which worker has a poll in flight.
+
 titles(receiver)
     The titles of the messages a receiver got, in arrival order.
 """
@@ -16,6 +20,7 @@ titles(receiver)
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -59,6 +64,7 @@ class LiveFeed:
     delay: float = 0.0
     items: list[Item] = field(default_factory=list)
     fetched_at: list[float] = field(default_factory=list)  # time.monotonic() of each fetch
+    held: dict[int, float] = field(default_factory=dict)  # client port -> when its wait began
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def publish(self, title: str, link: str) -> None:
@@ -67,11 +73,15 @@ class LiveFeed:
             self.items.insert(0, Item(link, title, link, datetime.now(UTC)))
 
     def __call__(self, request: BaseHTTPRequestHandler) -> None:
+        port = request.client_address[1]
         with self.lock:
             self.fetched_at.append(time.monotonic())
+            self.held[port] = time.monotonic()
             body = rss(self.name, list(self.items))
         if self.delay:
             time.sleep(self.delay)
+        with self.lock:
+            del self.held[port]
         request.send_response(200)
         request.send_header("Content-Type", "application/rss+xml")
         request.send_header("Content-Length", str(len(body)))
@@ -82,6 +92,36 @@ class LiveFeed:
         """When each fetch arrived, in order."""
         with self.lock:
             return list(self.fetched_at)
+
+    def held_ports(self, since: float) -> set[int]:
+        """Client ports of the fetches whose answer is held, which arrived after ``since``."""
+        with self.lock:
+            return {port for port, began in self.held.items() if began > since}
+
+
+def process_groups_of_clients(ports: set[int]) -> set[int]:
+    """The process groups of the local processes whose TCP sockets have these local ports.
+
+    Read from ``/proc`` (Linux): a socket's inode from ``/proc/net/tcp*``, then the
+    processes holding that inode among their file descriptors.
+    """
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            next(rows)
+            for row in rows:
+                fields = row.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) in ports:
+                    inodes.add(f"socket:[{fields[9]}]")
+    groups = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+            if links & inodes:
+                groups.add(os.getpgid(int(pid)))
+        except OSError:
+            continue  # gone, or not ours to read
+    return groups
 
 
 def titles(receiver: HTTPReceiver) -> list[str]:
