@@ -8,6 +8,8 @@ parallel under xdist). Typical use::
         fetched = await fetcher.fetch(server.url("/feed.xml"))
         assert server.requests[-1].headers["user-agent"].startswith("news-monitor/")
 
+``FeedServer(tls=context)`` serves HTTPS with that server-side context.
+
 Static routes answer GET and HEAD, honour conditional requests (RFC 9110
 §13.1: ``If-None-Match`` first, else ``If-Modified-Since``) with 304, and
 answer POST and PUT with the same body, so a route doubles as a receiver for
@@ -20,6 +22,7 @@ of this module build the usual hostile ones.
 from __future__ import annotations
 
 import gzip
+import ssl
 import threading
 import time
 import zlib
@@ -62,11 +65,16 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False  # a stalled handler must not hold up close()
     request_queue_size = 1024  # thousands of connections arrive at once in load tests
 
-    def __init__(self, owner: FeedServer) -> None:
+    def __init__(self, owner: FeedServer, tls: ssl.SSLContext | None) -> None:
         self.owner = owner
         # Set on close: long-running handlers (stall, trickle) wait on it to end early.
         self.stopping = threading.Event()
         super().__init__(("127.0.0.1", 0), _RequestHandler)
+        if tls is not None:
+            # The handshake runs in the handler's thread, on its first read.
+            self.socket = tls.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that hang up mid-answer are what fetch tests are about; stay quiet.
@@ -186,11 +194,12 @@ class FeedServer:
     test while handler threads append to it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
         self._lock = threading.Lock()
         self._routes: dict[str, Route | Handler] = {}
         self._requests: list[Request] = []
-        self._server = _Server(self)
+        self._scheme = "https" if tls else "http"
+        self._server = _Server(self, tls)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -221,8 +230,8 @@ class FeedServer:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``, without a trailing slash."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:PORT`` (``https`` with ``tls``), without a trailing slash."""
+        return f"{self._scheme}://127.0.0.1:{self.port}"
 
     def url(self, path: str) -> str:
         """The absolute URL of ``path`` (which starts with ``/``) on this server."""

@@ -20,6 +20,7 @@ from feedserver import Concurrency, FeedServer, bomb, chunked, redirect, stall, 
 
 from monitor.errors import DeadlineError, FetchError, HTTPStatusError, TooLargeError
 from monitor.fetch import Fetcher, parse_retry_after
+from monitor.fetch.translate import translate
 from monitor.model import Fetched
 
 T = TypeVar("T")
@@ -380,6 +381,22 @@ def test_connection_refused_names_host_and_port() -> None:
     port = free_port()
     message = str(fetch_error(f"http://127.0.0.1:{port}/feed"))
     assert message == f"connection refused by 127.0.0.1:{port}"
+
+
+def test_every_address_of_a_host_refusing_is_a_refused_connection() -> None:
+    """asyncio joins the refusals of a host's addresses (IPv6 and IPv4) into one OSError."""
+    joined = OSError(
+        "Multiple exceptions: [Errno 111] Connect call failed ('::1', 9, 0, 0),"
+        " [Errno 111] Connect call failed ('127.0.0.1', 9)"
+    )
+    error = httpx.ConnectError(str(joined))
+    error.__cause__ = joined
+    assert str(translate(error, "http://localhost:9/f", 5.0)) == "connection refused by localhost:9"
+    mixed = OSError("Multiple exceptions: [Errno 111] Connect call failed, [Errno 101] unreachable")
+    error.__cause__ = mixed
+    assert str(translate(error, "http://localhost:9/f", 5.0)).startswith(
+        "cannot connect to localhost:9: Multiple exceptions"
+    )
 
 
 def test_tls_failure_is_named(server: FeedServer) -> None:

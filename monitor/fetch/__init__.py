@@ -1,20 +1,22 @@
 """Fetching feeds over HTTP: polite to servers, defensive against them (SPEC §5).
 
-One :class:`Fetcher` holds one shared ``httpx.AsyncClient`` (HTTP/1.1) and
-turns every failure into a :class:`~monitor.errors.FetchError` with a message
+One :class:`Fetcher` sends ``httpx.Request`` objects through one transport
+(:class:`~monitor.fetch.transport.H11Transport`, HTTP/1.1 with keep-alive;
+httpx's client layer adds nothing the fetcher wants: it follows its own
+redirects, and a cookie jar shared by every feed is not wanted) and turns
+every failure into a :class:`~monitor.errors.FetchError` with a message
 fit for ``status``: ``cannot resolve host example.invalid``, ``HTTP 503
 Service Unavailable``, ``response larger than 10.0 MB``.
 
 Two hazards shape the code:
 
-* Cancelling an in-flight httpx request can leak a connection-pool slot
-  forever (httpcore issue 1093); once all slots leak, every request fails
-  with ``PoolTimeout``. So deadlines are enforced without cancellation: every
-  httpx timeout is set from the remaining budget and the streaming loop
-  checks the deadline itself, leaving the ``client.stream`` block normally.
-  Our own semaphore keeps requests from queueing inside the pool, and a
-  caller that cancels :meth:`Fetcher.fetch` only stops waiting: the request
-  runs on, shielded, to its own deadline.
+* Deadlines are enforced without cancelling requests: every transport
+  timeout is set from the remaining budget and the streaming loop checks the
+  deadline itself, closing the response normally. (With httpcore, the
+  transport this replaced, a cancelled request could leak a pool slot
+  forever: httpcore issue 1093.) A caller that cancels
+  :meth:`Fetcher.fetch` only stops waiting: the request runs on, shielded,
+  to its own deadline, and our semaphore bounds the connections in use.
 * Hostile bodies: the size cap applies to *decoded* bytes while streaming,
   and gzip/deflate are decoded here in bounded pieces, so a compression bomb
   is cut at ``max_size`` instead of being inflated in memory first.
@@ -34,7 +36,6 @@ import httpx
 
 from monitor.errors import DeadlineError, FetchError, TooLargeError
 from monitor.fetch.body import Overrun, drain, read_body
-from monitor.fetch.pool import ShardedTransport
 from monitor.fetch.translate import (
     brief,
     format_seconds,
@@ -45,6 +46,7 @@ from monitor.fetch.translate import (
     status_error,
     translate,
 )
+from monitor.fetch.transport import H11Transport
 from monitor.model import Fetched
 
 __all__ = ["ACCEPT", "ACCEPT_ENCODING", "Fetcher", "FetcherSettings", "parse_retry_after"]
@@ -103,19 +105,13 @@ class Fetcher:
         self._max_size = max_size
         self._per_host = per_host
         self._max_redirects = max_redirects
-        self._client = httpx.AsyncClient(
-            http1=True,
-            http2=False,
-            headers={
-                "User-Agent": user_agent,
-                "Accept": ACCEPT,
-                "Accept-Encoding": ACCEPT_ENCODING,
-            },
-            follow_redirects=False,
-            transport=transport or ShardedTransport(max_connections=max_connections),
-        )
-        # Never more requests in flight than pool slots: nothing ever waits inside
-        # the pool, where a cancelled or timed-out wait can leak a slot (httpcore #550).
+        self._headers = {
+            "User-Agent": user_agent,
+            "Accept": ACCEPT,
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
+        self._transport = transport or H11Transport(max_idle=max_connections)
+        # Never more requests in flight, so never more connections open, than this.
         self._connections = asyncio.Semaphore(max_connections)
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[Fetched]] = set()
@@ -144,11 +140,11 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Wait for fetches still running (each ends by its deadline), then close the client."""
+        """Wait for fetches still running (each ends by its deadline), then close the transport."""
         self._closed = True
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._client.aclose()
+        await self._transport.aclose()
 
     async def fetch(
         self,
@@ -263,10 +259,15 @@ class Fetcher:
         if remaining <= 0:
             raise _overtime(seconds)
         body = b""
+        request = httpx.Request(
+            "GET",
+            url,
+            headers={**self._headers, **headers},
+            extensions={"timeout": httpx.Timeout(remaining).as_dict()},
+        )
         try:
-            async with self._client.stream(
-                "GET", url, headers=headers, timeout=httpx.Timeout(remaining)
-            ) as response:
+            response = await self._transport.handle_async_request(request)
+            try:
                 answer_headers = dict(response.headers.items())
                 if 200 <= response.status_code < 300:
                     declared = answer_headers.get("content-length", "")
@@ -278,6 +279,8 @@ class Fetcher:
                         answer_headers.pop("content-length", None)
                 else:
                     await drain(response, deadline)
+            finally:
+                await response.aclose()
         except httpx.HTTPError as exc:
             raise translate(exc, url, seconds) from exc
         except Overrun as exc:

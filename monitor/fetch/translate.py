@@ -7,7 +7,9 @@ refused by 127.0.0.1:8080``, ``HTTP 503 Service Unavailable``.
 
 from __future__ import annotations
 
+import errno
 import functools
+import re
 import socket
 import ssl
 from collections.abc import Mapping
@@ -83,7 +85,7 @@ def translate(exc: httpx.HTTPError, url: str, timeout: float) -> FetchError:
         if isinstance(cause, ssl.SSLError):
             reason = (cause.reason or "").replace("_", " ").lower() or brief(cause)
             return FetchError(f"TLS error with {host}: {reason}")
-        if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
+        if _refused(cause):
             return FetchError(f"connection refused by {host}", network=True)
         return FetchError(f"cannot connect to {host}: {brief(cause)}", network=True)
     if isinstance(exc, httpx.RemoteProtocolError):
@@ -93,6 +95,15 @@ def translate(exc: httpx.HTTPError, url: str, timeout: float) -> FetchError:
     if isinstance(exc, httpx.UnsupportedProtocol):
         return FetchError(f"unsupported URL {safe_url(url)}")
     return FetchError(f"{type(exc).__name__} from {host}: {brief(exc)}")
+
+
+def _refused(cause: BaseException) -> bool:
+    if isinstance(cause, ConnectionRefusedError) or "refused" in str(cause).lower():
+        return True
+    # Every address of the host refused: asyncio (Python < 3.12) joins their errors
+    # into one message, "Multiple exceptions: [Errno 111] Connect call failed ...".
+    codes = re.findall(r"\[Errno (\d+)\]", str(cause))
+    return bool(codes) and all(int(code) == errno.ECONNREFUSED for code in codes)
 
 
 def _root_cause(exc: BaseException) -> BaseException:

@@ -1,8 +1,9 @@
 """Fetching on every core: fetch worker processes, each with its own event loop (issue 5).
 
-httpx costs about a millisecond of CPU per exchange, so a poll of thousands of
-feeds that mostly answer 304 or an unchanged body is bound by one core when
-one event loop makes every request. :class:`FetchWorkers` has the same
+Each HTTP exchange costs CPU (about 0.3 ms with :mod:`monitor.fetch.transport`,
+a millisecond through httpcore), so a poll of thousands of feeds that mostly
+answer 304 or an unchanged body is bound by one core when one event loop
+makes every request. :class:`FetchWorkers` has the same
 :meth:`fetch` as :class:`~monitor.fetch.Fetcher` but hands each request to one
 of several child processes, each running an ordinary ``Fetcher`` on its own
 loop; the daemon's loop only sends the request and waits for the answer.
