@@ -106,19 +106,19 @@ def process_groups_of_clients(ports: set[int]) -> set[int]:
     processes holding that inode among their file descriptors.
     """
     inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as rows:
-            next(rows)
-            for row in rows:
-                fields = row.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) in ports:
-                    inodes.add(f"socket:[{fields[9]}]")
+    for table in ("tcp", "tcp6"):
+        for row in Path("/proc/net", table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) in ports:
+                inodes.add(f"socket:[{fields[9]}]")
     groups = set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
         try:
-            links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+            links = {str(fd.readlink()) for fd in (process / "fd").iterdir()}
             if links & inodes:
-                groups.add(os.getpgid(int(pid)))
+                groups.add(os.getpgid(int(process.name)))
         except OSError:
             continue  # gone, or not ours to read
     return groups

@@ -71,9 +71,7 @@ def test_a_killed_workers_jobs_are_taken_over_after_its_lease_and_nothing_is_los
             feeds[n * 2].publish(title, f"https://news.example/{n}")
             expected.add(f"[drones] {title}")
 
-        wait_until(
-            lambda: any("alert.delivered" in w.run_log() for w in workers), 20, "deliveries"
-        )
+        wait_until(lambda: any("alert.delivered" in w.run_log() for w in workers), 20, "deliveries")
 
         def polling() -> WorkerRun | None:
             # A fetch that began within the last 0.5 s is still held for a second more.
