@@ -27,8 +27,6 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
 from monitor.config import Config, Secrets, load_config
 from monitor.delivery import deliver_due
 from monitor.errors import ConfigError, ConfigErrors, MonitorError
@@ -153,6 +151,9 @@ class Daemon:
         self, config_path: Path | None = None, http: tuple[str, int] | None = None
     ) -> None:
         """Run until SIGTERM/SIGINT; SIGHUP reloads ``config_path``; ``http`` serves /healthz."""
+        # Imported here: `run --once` and `demo` never schedule, and should not load it.
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
         loop = asyncio.get_running_loop()
         endpoint = HTTPEndpoint(self.health, self.exposition)
         if http is not None:

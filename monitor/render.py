@@ -28,14 +28,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
-
-from jinja2 import StrictUndefined, Template
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from monitor import __version__
 from monitor.model import AlertRecord, Hit
+
+if TYPE_CHECKING:
+    from jinja2 import Template
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 TITLE_MAX = 200  # characters in a message title, "…" included
 TEMPLATE_OUTPUT_MAX = 20_000  # a runaway template loop cannot build a huge message
@@ -306,20 +307,27 @@ def _default_body(alert: AlertRecord, *, markdown: bool, max_excerpt: int) -> st
 
 # -- templates ----------------------------------------------------------------
 
-# Immutable sandbox: templates cannot reach Python internals (``__class__``,
-# ``__mro__``...) nor mutate the values they are given. StrictUndefined turns a
-# misspelt variable into an error (and so a fallback) instead of an empty string.
-_TEMPLATES = ImmutableSandboxedEnvironment(
-    autoescape=False,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@lru_cache(maxsize=1)
+def _environment() -> ImmutableSandboxedEnvironment:
+    # Imported on first use: only rules with a template need Jinja2, which is slow to load.
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    # Immutable sandbox: templates cannot reach Python internals (``__class__``,
+    # ``__mro__``...) nor mutate the values they are given. StrictUndefined turns a
+    # misspelt variable into an error (and so a fallback) instead of an empty string.
+    return ImmutableSandboxedEnvironment(
+        autoescape=False,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 @lru_cache(maxsize=256)
 def _compile(source: str) -> Template:
-    return _TEMPLATES.from_string(source)
+    return _environment().from_string(source)
 
 
 def check_template(source: str) -> str | None:

@@ -338,3 +338,43 @@ def test_migrate_brings_an_old_state_file_up_to_date_and_refuses_a_newer_one(
     assert done.returncode == 1
     assert "newer news-monitor" in done.stderr and str(state) in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- start-up -----------------------------------------------------------------------------------
+
+# Libraries `run --once` has no use for in its main process (start-up time): APScheduler
+# drives only the long-running `run`, Jinja2 only rules with a template, and feedparser
+# runs in the parse pool.
+_UNUSED_BY_RUN_ONCE = ("apscheduler", "feedparser", "jinja2")
+_LOADED = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print('loaded:', *sorted({m.split('.')[0] for m in sys.modules}"
+    f" & {set(_UNUSED_BY_RUN_ONCE)!r}), file=sys.stderr))\n"
+    "from monitor.cli import main\n"
+    "raise SystemExit(main(sys.argv[1:]))\n"
+)
+
+
+def test_run_once_leaves_the_scheduler_templates_and_parser_out_of_its_main_process(
+    tmp_path: Path, closed_port: int
+) -> None:
+    """`run --once` polls and exits without importing APScheduler, Jinja2 or feedparser."""
+    config = tmp_path / "monitor.yaml"
+    config.write_text(
+        f"state: {tmp_path / 'state.db'}\n"
+        f"feeds: [{{url: 'http://127.0.0.1:{closed_port}/feed.xml'}}]\n"
+        f"targets: {{hook: 'json://127.0.0.1:{closed_port}/hook'}}\n"
+        "rules: [{name: drones, query: drone, notify: hook}]\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADED, "run", "--once", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env=_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "feed.polled" in done.stderr  # it did poll
+    assert "loaded:\n" in done.stderr, done.stderr

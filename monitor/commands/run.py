@@ -98,8 +98,11 @@ def _start_forkserver_deaf_to_ctrl_c() -> None:
     tracebacks into the log. A process started with SIGINT ignored keeps it so.
     """
     # The fork server imports what its children run, once: fetch and parse workers
-    # then start as bare forks instead of each importing httpx or feedparser.
-    multiprocessing.set_forkserver_preload(["__main__", "monitor.fetch.workers", "monitor.parse"])
+    # then start as bare forks instead of each importing httpx or feedparser
+    # (monitor.parse.feed, which monitor.parse imports only when it first parses XML).
+    multiprocessing.set_forkserver_preload(
+        ["__main__", "monitor.fetch.workers", "monitor.parse", "monitor.parse.feed"]
+    )
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         multiprocessing.forkserver.ensure_running()

@@ -16,9 +16,6 @@ import importlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
-from jinja2 import TemplateSyntaxError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 from monitor.config.expand import PathKey
 from monitor.config.services import url_problem
 from monitor.config.source import Document
@@ -155,13 +152,22 @@ def _target_urls(doc: Document, targets: Any) -> Iterator[ConfigError]:
 
 
 def _templates(doc: Document, rules: list[tuple[PathKey, dict[Any, Any]]]) -> Iterator[ConfigError]:
+    found = [
+        (path, rule, template)
+        for path, rule in rules
+        if isinstance(template := rule.get("template"), str)
+        and not doc.is_unusable((*path, "template"))
+    ]
+    if not found:
+        return
+    # Imported only now: most configurations have no template, and Jinja2 takes a
+    # noticeable part of start-up to import.
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
     # Configured like the renderer's (monitor.render), so what passes here compiles there.
     environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    for path, rule in rules:
-        template = rule.get("template")
-        template_path = (*path, "template")
-        if not isinstance(template, str) or doc.is_unusable(template_path):
-            continue
+    for path, rule, template in found:
         try:
             environment.from_string(template)
         except TemplateSyntaxError as exc:
@@ -170,7 +176,7 @@ def _templates(doc: Document, rules: list[tuple[PathKey, dict[Any, Any]]]) -> It
             yield ConfigError(
                 f"rule {_text(rule.get('name')) or dotted_index(path)!r}: "
                 f"template error: {exc.message}",
-                doc.locate_offset(template_path, min(offset, len(template))),
+                doc.locate_offset((*path, "template"), min(offset, len(template))),
             )
 
 

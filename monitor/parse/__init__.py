@@ -23,7 +23,6 @@ from collections.abc import Mapping
 
 from monitor.errors import ParseError
 from monitor.model import ParsedFeed
-from monitor.parse.feed import parse_xml
 from monitor.parse.jsonfeed import parse_json
 
 __all__ = ["body_hash", "parse_feed"]
@@ -49,6 +48,10 @@ def parse_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
         start != b"<" and _JSON_TYPES.match(headers.get("content-type", ""))
     ):
         return parse_json(body, url)
+    # Imported here: the daemon's main process only hashes bodies, parsing happens in
+    # the pool, and feedparser is slow to import (the pool's fork server preloads it).
+    from monitor.parse.feed import parse_xml
+
     return parse_xml(body, headers, url)
 
 
