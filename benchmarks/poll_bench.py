@@ -18,6 +18,10 @@ fetch and parse workers, read from ``/proc`` while they run), the daemon's
 peak RSS, and the largest memory of all its processes together at one moment
 (the sum of their proportional set sizes, so shared pages count once).
 
+Before the first cycle the package is byte-compiled, as an installed package
+is (``pip install`` compiles it; an editable checkout under
+``PYTHONDONTWRITEBYTECODE`` would compile every module on every run).
+
 Then a naive baseline on the same farm: sequential ``httpx.get`` +
 ``feedparser.parse`` (its defaults: sanitising on), no caching, in this
 process; printed with the ratio to the cold cycle.
@@ -29,6 +33,7 @@ Run: ``.venv/bin/python benchmarks/poll_bench.py`` (about four minutes;
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import multiprocessing
 import os
@@ -445,6 +450,7 @@ def main() -> None:
         help="with --workers: print the N statements of largest total time (pg_stat_statements)",
     )
     args = parser.parse_args()
+    compileall.compile_dir(ROOT / "monitor", quiet=1)
 
     receive, send = multiprocessing.Pipe(duplex=False)
     farm = multiprocessing.get_context("spawn").Process(
