@@ -14,7 +14,7 @@ temporary directory, three times:
 3. **5% new**: one feed in twenty gained one entry.
 
 Each line gives wall time, CPU time (user + system of the daemon and its
-fetch and parse workers, read from ``/proc`` while they run), the daemon's
+fork server and parse workers, read from ``/proc`` while they run), the daemon's
 peak RSS, and the largest memory of all its processes together at one moment
 (the sum of their proportional set sizes, so shared pages count once).
 
@@ -309,7 +309,7 @@ def _pss(pid: int) -> float:
 
 
 def _descendants(pid: int) -> list[int]:
-    """``pid`` and every process below it (fetch and parse workers sit under a forkserver).
+    """``pid`` and every process below it (parse workers sit under a fork server).
 
     Read from each process's ``children`` lists rather than by scanning all of
     /proc: on two cores a full scan every 20 ms took a tenth of a core from

@@ -69,10 +69,8 @@ class Daemon:
         now: Clock = utcnow,
         stall_after: float | None = None,
         systemd: SystemdNotifier | None = None,
-        fetch_processes: int = 0,
     ) -> None:
-        self._fetch_processes = fetch_processes
-        self.runtime = Runtime(config, fetch_processes=fetch_processes)
+        self.runtime = Runtime(config)
         self.metrics = Metrics()
         # Outlives reloads: whether the network is down is not configuration.
         self.network = OutageWatch()
@@ -348,7 +346,7 @@ class Daemon:
     def _reload(self, config_path: Path, trigger: str) -> bool:
         try:
             config = load_config(config_path)
-            runtime = Runtime(config, fetch_processes=self._fetch_processes)
+            runtime = Runtime(config)
         except ConfigErrors as exc:
             for error in exc.errors:
                 event(log, logging.ERROR, "config.invalid", file=str(config_path), error=str(error))

@@ -102,7 +102,7 @@ class FeedError(MonitorError):
         super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Feed errors cross process boundaries (parse pool, fetch workers); the default
+        # Feed errors cross process boundaries (from the parse pool); the default
         # pickling calls ``type(*args)``, which subclasses with other signatures refuse.
         return (_restore, (type(self), self.args, self.__dict__))
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import os
 import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from monitor import __version__
@@ -34,9 +33,8 @@ from monitor.decide import (
     lookup_keys,
 )
 from monitor.errors import FeedError, FetchError
-from monitor.fetch import Fetcher, FetcherSettings
+from monitor.fetch import Fetcher
 from monitor.fetch.translate import hostport
-from monitor.fetch.workers import FetchWorkers
 from monitor.logs import event
 from monitor.match import Matcher, compile_matcher
 from monitor.metrics import Metrics
@@ -57,7 +55,7 @@ USER_AGENT = f"news-monitor/{__version__} (+https://github.com/news-monitor/news
 
 Clock = Callable[[], datetime]
 
-# Connections open at once, over all fetch workers.
+# Connections open at once.
 MAX_CONNECTIONS = 64
 
 
@@ -98,16 +96,6 @@ def feed_specs(config: Config) -> dict[str, FeedSpec]:
     return specs
 
 
-def fetch_processes() -> int:
-    """How many fetch worker processes a daemon should use: one per core, none on one core.
-
-    httpx's CPU per request binds a poll of thousands of feeds to one core
-    (benchmarks/poll_bench.py); on a single core a worker would only add IPC.
-    """
-    cores = os.cpu_count() or 1
-    return cores if cores > 1 else 0
-
-
 def parse_executor() -> Executor:
     """A process pool for feedparser, which is CPU-bound: one worker per core.
 
@@ -137,13 +125,10 @@ class Runtime:
     """Everything built from one configuration: matcher, fetcher, notifier, feed policies.
 
     A reload builds a new Runtime and swaps it in; the store and the parse pool
-    outlive it. With ``fetch_processes`` it fetches through that many worker
-    processes (:mod:`monitor.fetch.workers`), else on the caller's loop.
+    outlive it. Fetching runs on the caller's event loop.
     """
 
-    def __init__(
-        self, config: Config, *, rng: random.Random | None = None, fetch_processes: int = 0
-    ) -> None:
+    def __init__(self, config: Config, *, rng: random.Random | None = None) -> None:
         self.config = config
         self.specs = feed_specs(config)
         self.matcher: Matcher = compile_matcher(config)
@@ -152,21 +137,13 @@ class Runtime:
             {name: target.urls for name, target in config.targets.items()},
             secrets=config.secrets.values,
         )
-        settings = FetcherSettings(
+        self.fetcher = Fetcher(
             user_agent=config.poll.user_agent or USER_AGENT,
             timeout=config.poll.timeout.total_seconds(),
             max_size=config.poll.max_size,
             per_host=config.poll.per_host,
             max_connections=MAX_CONNECTIONS,
         )
-        self.fetcher: Fetcher | FetchWorkers
-        if fetch_processes:
-            self.fetcher = FetchWorkers(
-                replace(settings, max_connections=-(-MAX_CONNECTIONS // fetch_processes)),
-                count=fetch_processes,
-            )
-        else:
-            self.fetcher = Fetcher.from_settings(settings)
         self.rng = rng or random.Random()
 
     async def aclose(self) -> None:

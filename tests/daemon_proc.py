@@ -104,7 +104,7 @@ def status_json(config: Path) -> dict[str, Any]:
 
 
 def group_members(pgid: int) -> list[int]:
-    """The live processes of a process group (a daemon and its fetch and parse workers)."""
+    """The live processes of a process group (a daemon, its fork server, its parse workers)."""
     members = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():

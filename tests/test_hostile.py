@@ -5,8 +5,8 @@ and a local server that fails in every way issue 5 lists. The test then
 requires that the healthy feeds' alerts all arrive (also for entries added
 after the hostile feeds have done their worst), that each bad feed has a
 specific error recorded against it in ``status``, that the memory of the
-daemon and of each of its fetch and parse workers (where the hostile bodies
-are read and parsed) stays bounded, and that the daemon is still running.
+daemon (where the hostile bodies are read) and of each of its parse workers
+(where they are parsed) stays bounded, and that the daemon is still running.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from receivers import HTTPReceiver
 
 NOW = datetime.now(UTC)
 MB = 1 << 20
-# Peak resident memory allowed for the daemon and for each fetch and parse worker. A
+# Peak resident memory allowed for the daemon and for each parse worker. A
 # gigabyte gzip bomb, a 50 MB chunked body and a billion-laughs document pass through:
 # without the streaming cap and the DTD guard any one of them would take hundreds of MB.
 MEMORY_BOUND = 200 * MB

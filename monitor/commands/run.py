@@ -19,7 +19,7 @@ from monitor.config import Config
 from monitor.daemon import Daemon
 from monitor.errors import ConfigError
 from monitor.http import parse_listen
-from monitor.pipeline import PollResult, fetch_processes, parse_executor
+from monitor.pipeline import PollResult, parse_executor
 from monitor.store import open_store
 from monitor.store.base import is_postgres
 
@@ -42,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = open_store(config.state)
     _start_forkserver_deaf_to_ctrl_c()
     executor = parse_executor()
-    daemon = Daemon(config, store, executor=executor, fetch_processes=fetch_processes())
+    daemon = Daemon(config, store, executor=executor)
     try:
         code = _run_loop(_run(args, config_path(args), daemon, address), lambda: daemon.abandoned)
     finally:
@@ -66,7 +66,6 @@ def _run_workers(args: argparse.Namespace, config: Config, address: tuple[str, i
         executor,
         workers=args.workers or 1,
         config_path=config_path(args),
-        fetch_processes=fetch_processes(),
     )
     try:
         code = _run_loop(process.run(address), lambda: process.abandoned)
@@ -90,19 +89,16 @@ def _exit(code: int, *, abandoned: bool) -> int:
 
 
 def _start_forkserver_deaf_to_ctrl_c() -> None:
-    """Start the fork server of the fetch and parse workers with SIGINT ignored, which
-    they inherit.
+    """Start the fork server of the parse workers with SIGINT ignored, which they inherit.
 
     Ctrl-C on a terminal signals the whole process group: the daemon handles it
     (a clean stop), but the workers would die printing KeyboardInterrupt
     tracebacks into the log. A process started with SIGINT ignored keeps it so.
     """
-    # The fork server imports what its children run, once: fetch and parse workers
-    # then start as bare forks instead of each importing httpx or feedparser
-    # (monitor.parse.feed, which monitor.parse imports only when it first parses XML).
-    multiprocessing.set_forkserver_preload(
-        ["__main__", "monitor.fetch.workers", "monitor.parse", "monitor.parse.feed"]
-    )
+    # The fork server imports what its children run, once: parse workers then start
+    # as bare forks instead of each importing feedparser (monitor.parse.feed, which
+    # monitor.parse imports only when it first parses XML).
+    multiprocessing.set_forkserver_preload(["__main__", "monitor.parse", "monitor.parse.feed"])
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         multiprocessing.forkserver.ensure_running()

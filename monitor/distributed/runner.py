@@ -65,14 +65,12 @@ class WorkerProcess:
         *,
         workers: int,
         config_path: Path | None = None,
-        fetch_processes: int = 0,
     ) -> None:
         self.config_path = config_path
         self.url = config.state
         self.workers = workers
         self.store = store
-        self._fetch_processes = fetch_processes
-        self.node = Node(Runtime(config, fetch_processes=fetch_processes), store, executor)
+        self.node = Node(Runtime(config), store, executor)
         self.systemd = SystemdNotifier()
         self._retired: list[Runtime] = []
         self._stop = asyncio.Event()
@@ -177,7 +175,7 @@ class WorkerProcess:
         self.systemd.reloading()
         try:
             config = load_config(self.config_path)
-            runtime = Runtime(config, fetch_processes=self._fetch_processes)
+            runtime = Runtime(config)
         except ConfigErrors as exc:
             for error in exc.errors:
                 event(log, logging.ERROR, "config.invalid", error=str(error))

@@ -49,7 +49,7 @@ from monitor.fetch.translate import (
 from monitor.fetch.transport import H11Transport
 from monitor.model import Fetched
 
-__all__ = ["ACCEPT", "ACCEPT_ENCODING", "Fetcher", "FetcherSettings", "parse_retry_after"]
+__all__ = ["ACCEPT", "ACCEPT_ENCODING", "Fetcher", "parse_retry_after"]
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, "
@@ -70,17 +70,6 @@ class _Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class FetcherSettings:
-    """What a :class:`Fetcher` is built with; fetch worker processes receive it."""
-
-    user_agent: str
-    timeout: float
-    max_size: int
-    per_host: int
-    max_connections: int
 
 
 class Fetcher:
@@ -117,17 +106,6 @@ class Fetcher:
         self._tasks: set[asyncio.Task[Fetched]] = set()
         self._closed = False
 
-    @classmethod
-    def from_settings(cls, settings: FetcherSettings) -> Fetcher:
-        """A fetcher built from ``settings``."""
-        return cls(
-            user_agent=settings.user_agent,
-            timeout=settings.timeout,
-            max_size=settings.max_size,
-            per_host=settings.per_host,
-            max_connections=settings.max_connections,
-        )
-
     async def __aenter__(self) -> Fetcher:
         return self
 
@@ -161,7 +139,7 @@ class Fetcher:
 
         The result carries the body's SHA-256 as ``digest``; when that is
         ``known_hash`` (the body the caller already has) the body itself is
-        left out, which spares fetch workers from sending it back.
+        left out.
 
         Returns a :class:`Fetched` (``not_modified`` on 304) or raises a
         :class:`FetchError`: :class:`HTTPStatusError` for 4xx/5xx (with
