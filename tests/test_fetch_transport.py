@@ -341,3 +341,21 @@ def test_slow_readers_do_not_buffer_a_fast_body_without_bound(server: FeedServer
         return most
 
     assert asyncio.run(go()) <= HIGH_WATER + 256 * 1024
+
+
+def test_https_body_ended_by_the_server_closing_is_read_whole(ca: trustme.CA) -> None:
+    """A body without Content-Length ends when the server closes, here without a TLS
+    close_notify (Python's server socket just closes), as many servers do: it is read
+    whole, not reported as a broken connection."""
+
+    def close_delimited(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/rss+xml")
+        handler.end_headers()
+        handler.wfile.write(RSS)
+
+    with tls_server(ca, "127.0.0.1") as server:
+        server.add_handler("/f", close_delimited)
+        fetched = fetch_with(trusting(ca), server.url("/f"))
+        assert isinstance(fetched, Fetched), fetched
+        assert fetched.body == RSS
