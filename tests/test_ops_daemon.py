@@ -277,6 +277,18 @@ def test_metrics_and_status_report_a_known_run(
             lambda: sum(e["event"] == "alert.not_delivered" for e in daemon.events) == 2,
             what="two failed deliveries logged",
         )
+        # The receiver has both messages before the daemon has recorded (and counted)
+        # the second as sent: wait for the record too.
+        wait_until(
+            lambda: (
+                sum(
+                    e["event"] == "alert.delivered" and e.get("target") == "hook"
+                    for e in daemon.events
+                )
+                == 2
+            ),
+            what="two deliveries recorded",
+        )
         code, body = daemon.get("/metrics")
         assert code == 200
         values = metric_values(body.decode())
