@@ -192,8 +192,8 @@ class WorkerProcess:
             config.log_level, Secrets(old.config.secrets.values | config.secrets.values).mask
         )
         self.store.sync_feeds(list(runtime.specs), self.node.now())
-        # Jobs running now finish with the old runtime, then it is closed (its fetch
-        # workers are processes: a service reloaded for months must not pile them up).
+        # Jobs running now finish with the old runtime, then it is closed (its fetcher
+        # holds connections: a service reloaded for months must not pile them up).
         self._retired.append(old)
         retiring = asyncio.ensure_future(self._retire(old))
         self._background.add(retiring)
