@@ -99,25 +99,41 @@ class LiveFeed:
             return {port for port, began in self.held.items() if began > since}
 
 
-def process_groups_of_clients(ports: set[int]) -> set[int]:
-    """The process groups of the local processes whose TCP sockets have these local ports.
-
-    Read from ``/proc`` (Linux): a socket's inode from ``/proc/net/tcp*``, then the
-    processes holding that inode among their file descriptors.
-    """
-    inodes = set()
+def tcp_sockets(*, local_ports: set[int] = frozenset(), remote_port: int = 0) -> set[str]:
+    """The ``socket:[inode]`` names of established TCP connections with one of these local
+    ports, or to this remote port (Linux: read from ``/proc/net/tcp*``)."""
+    found = set()
     for table in ("tcp", "tcp6"):
         for row in Path("/proc/net", table).read_text().splitlines()[1:]:
             fields = row.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) in ports:
-                inodes.add(f"socket:[{fields[9]}]")
+            local = int(fields[1].rsplit(":", 1)[1], 16)
+            remote = int(fields[2].rsplit(":", 1)[1], 16)
+            if fields[3] == "01" and (local in local_ports or remote == remote_port):
+                found.add(f"socket:[{fields[9]}]")
+    return found
+
+
+def held_by(pid: int, sockets: set[str]) -> int:
+    """How many of ``sockets`` process ``pid`` holds among its file descriptors."""
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            held += str(fd.readlink()) in sockets
+        except OSError:
+            continue  # closed meanwhile
+    return held
+
+
+def process_groups_of_clients(ports: set[int]) -> set[int]:
+    """The process groups of the local processes whose TCP connections have these local
+    ports (the client ends of connections a test server holds)."""
+    sockets = tcp_sockets(local_ports=ports)
     groups = set()
     for process in Path("/proc").iterdir():
         if not process.name.isdigit():
             continue
         try:
-            links = {str(fd.readlink()) for fd in (process / "fd").iterdir()}
-            if links & inodes:
+            if held_by(int(process.name), sockets):
                 groups.add(os.getpgid(int(process.name)))
         except OSError:
             continue  # gone, or not ours to read

@@ -14,7 +14,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from cluster import WorkerRun
+from cluster import WorkerRun, held_by, tcp_sockets
 from daemon_proc import wait_until
 from feedserver import FeedServer
 
@@ -23,21 +23,8 @@ FEEDS = 3
 
 
 def connections_to(port: int, pid: int) -> int:
-    """How many TCP connections process ``pid`` holds to local port ``port`` (from /proc)."""
-    remote = f"0100007F:{port:04X}"
-    inodes = set()
-    for row in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
-        fields = row.split()
-        if fields[2] == remote and fields[3] == "01":  # ESTABLISHED
-            inodes.add(f"socket:[{fields[9]}]")
-    fds = Path(f"/proc/{pid}/fd")
-    held = 0
-    for fd in fds.iterdir():
-        try:
-            held += str(fd.readlink()) in inodes
-        except OSError:
-            continue  # closed meanwhile
-    return held
+    """How many TCP connections process ``pid`` holds to local port ``port``."""
+    return held_by(pid, tcp_sockets(remote_port=port))
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
